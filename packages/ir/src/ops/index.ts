@@ -1,0 +1,7 @@
+// Importing this module declares every built-in op (each file calls registerOp at load).
+import "./elementwise.js";
+import "./linalg.js";
+import "./nn.js";
+import "./shape.js";
+export * from "./registry.js";
+export { windowAttrs, windowOutDim } from "./linalg.js";

@@ -1,0 +1,2 @@
+// Pooling, normalization, softmax, reductions, resize: declared by the runtime work (see ops/registry.ts).
+export {};

@@ -1,0 +1,83 @@
+import { P } from "ts-pattern";
+import { QforgeError } from "../errors.js";
+import { rewritePass, rule, type RewriteRule } from "../rewrite/engine.js";
+import { fromArray, numel, toFloat64 } from "../tensor.js";
+
+/** A constant float32 parameter view (pattern fragment). */
+const constF32 = { kind: "constant", tensor: { dtype: "float32" } } as const;
+
+/**
+ * identity(x) -> x and inference dropout(x) -> x (only when its mask output is unused and no
+ * training_mode input is given).
+ */
+export const removeIdentityRule: RewriteRule = rule({
+  name: "remove-identity",
+  pattern: { kind: "node", op: P.union("identity", "dropout") },
+  rewrite: (m, rw) => {
+    const n = m.node;
+    if (n.op === "dropout" && (n.inputs.length > 2 && n.inputs[2] !== "")) return false;
+    if (n.outputs.length > 1 && n.outputs[1] !== "" && rw.graph.nodes.some((x) => x.inputs.includes(n.outputs[1]!))) return false;
+    if (rw.graph.outputs.includes(n.outputs[1] ?? "\u0000")) return false;
+    const x = n.inputs[0]!;
+    // Keep a graph output that would otherwise alias a graph input or appear twice.
+    if (rw.graph.outputs.includes(m.value) && (rw.graph.inputs.includes(x) || rw.graph.outputs.includes(x))) return false;
+    rw.replaceUses(m.value, x);
+  },
+});
+
+/**
+ * batch_norm(conv(x, W, b)) -> conv(x, W', b') with, per output channel c,
+ *   s = gamma[c] / sqrt(var[c] + eps),  W'[c] = W[c] * s,  b'[c] = (b[c] - mean[c]) * s + beta[c]
+ * (torch.nn.utils.fusion.fuse_conv_bn_weights). Computed in float64, stored as float32. Applies
+ * only when the conv output feeds nothing but the batch norm and every parameter is constant.
+ */
+export const foldConvBatchNormRule: RewriteRule = rule({
+  name: "fold-conv-batchnorm",
+  pattern: {
+    kind: "node",
+    op: "batch_norm",
+    attrs: P.when((a) => (a["training_mode"] ?? 0) === 0),
+    inputs: [
+      { kind: "node", op: "conv", users: 1, inputs: P.union([P._, constF32], [P._, constF32, P.union(constF32, { kind: "none" })]) },
+      constF32, constF32, constF32, constF32,
+    ],
+  },
+  rewrite: (m, rw) => {
+    if (m.node.outputs.slice(1).some((o) => o !== "")) return false;
+    const [convView, gammaV, betaV, meanV, varV] = m.inputs as [typeof m, ...{ value: string }[]];
+    const conv = convView.node;
+    const tensorOf = (v: string) => {
+      const t = rw.constantTensor(v);
+      if (t === undefined) throw new QforgeError("BAD_INPUT", `expected constant '${v}'`, { node: m.name });
+      return toFloat64(t);
+    };
+    const w = rw.constantTensor(conv.inputs[1]!)!;
+    const wv = toFloat64(w);
+    const cout = w.shape[0]!;
+    const per = numel(w.shape) / cout;
+    const gamma = tensorOf(gammaV!.value);
+    const beta = tensorOf(betaV!.value);
+    const mean = tensorOf(meanV!.value);
+    const variance = tensorOf(varV!.value);
+    const eps = (m.attrs["epsilon"] as number | undefined) ?? 1e-5;
+    const hasBias = conv.inputs.length > 2 && conv.inputs[2] !== "";
+    const b = hasBias ? tensorOf(conv.inputs[2]!) : new Float64Array(cout);
+    const w2 = new Float64Array(wv.length);
+    const b2 = new Float64Array(cout);
+    for (let c = 0; c < cout; c++) {
+      const s = gamma[c]! / Math.sqrt(variance[c]! + eps);
+      for (let k = 0; k < per; k++) w2[c * per + k] = wv[c * per + k]! * s;
+      b2[c] = (b[c]! - mean[c]!) * s + beta[c]!;
+    }
+    const wName = rw.addConstant(`${conv.inputs[1]}_fused`, fromArray("float32", w.shape, w2), "parameter");
+    const bName = rw.addConstant(hasBias ? `${conv.inputs[2]}_fused` : `${conv.name}.bias_fused`, fromArray("float32", [cout], b2), "parameter");
+    const [y] = rw.addNode("conv", [conv.inputs[0]!, wName, bName], { ...conv.attrs }, {
+      name: conv.name,
+      meta: { ...conv.meta, fusedFrom: [conv.name, m.name] },
+    });
+    rw.replaceUses(m.value, y!);
+  },
+});
+
+export const removeIdentityPass = rewritePass("remove-identity", [removeIdentityRule]);
+export const foldConvBatchNormPass = rewritePass("fold-conv-batchnorm", [foldConvBatchNormRule]);

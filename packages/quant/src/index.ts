@@ -1,0 +1,4 @@
+export * from "./primitives/index.js";
+export * from "./observers/index.js";
+export * from "./fake-quant/index.js";
+export * from "./golden/index.js";
