@@ -1,0 +1,84 @@
+import { readFileSync, existsSync } from "node:fs";
+import { join } from "node:path";
+import { QforgeError } from "@qforge/ir";
+import { checkFakeQuantCase, checkObserverCase } from "@qforge/quant";
+
+export interface CaseResult {
+  id: string;
+  ok: boolean;
+  diffs: string[];
+}
+
+export interface FamilyReport {
+  family: string;
+  file: string;
+  passed: number;
+  failed: number;
+  /** Set when the family is not run, with the reason. */
+  skipped?: string;
+  failures: CaseResult[];
+}
+
+type Checker = (c: unknown) => CaseResult;
+
+/**
+ * Family file -> checker. quantized_ops.json and fx_models.json join this table when the quantized
+ * ops and the PT2E flow exist; until then they are reported as not run (never as passed).
+ */
+const FAMILIES: readonly { family: string; file: string; check?: Checker; pending?: string }[] = [
+  { family: "observers", file: "observers.json", check: checkObserverCase as Checker },
+  { family: "fake_quant", file: "fake_quant.json", check: checkFakeQuantCase as Checker },
+  { family: "quantized_ops", file: "quantized_ops.json", pending: "quantized integer ops arrive with the PT2E issue" },
+  { family: "fx_models", file: "fx_models.json", pending: "the PT2E flow (prepare/convert) arrives with the PT2E issue" },
+];
+
+/** Runs every case of every family file found in `dir` (any case set with the golden schema). */
+export function runGolden(dir: string, log: (line: string) => void = console.log): { passed: number; failed: number; families: FamilyReport[] } {
+  if (!existsSync(dir)) throw new QforgeError("IO_ERROR", `golden folder '${dir}' does not exist`);
+  const families: FamilyReport[] = [];
+  let passed = 0;
+  let failed = 0;
+  let found = 0;
+  for (const fam of FAMILIES) {
+    const path = join(dir, fam.file);
+    if (!existsSync(path)) continue;
+    found++;
+    if (fam.check === undefined) {
+      const rep: FamilyReport = { family: fam.family, file: path, passed: 0, failed: 0, skipped: fam.pending, failures: [] };
+      families.push(rep);
+      log(`${fam.family}: not run (${fam.pending})`);
+      continue;
+    }
+    let doc: { family?: string; cases?: unknown[] };
+    try {
+      doc = JSON.parse(readFileSync(path, "utf8")) as typeof doc;
+    } catch (e) {
+      throw new QforgeError("BAD_DATA", `${path} is not valid JSON: ${(e as Error).message}`);
+    }
+    if (!Array.isArray(doc.cases)) throw new QforgeError("BAD_DATA", `${path} has no 'cases' list`);
+    const rep: FamilyReport = { family: fam.family, file: path, passed: 0, failed: 0, failures: [] };
+    for (const c of doc.cases) {
+      let r: CaseResult;
+      try {
+        r = fam.check(c);
+      } catch (e) {
+        const id = (c as { id?: string }).id ?? "?";
+        r = { id, ok: false, diffs: [`threw ${(e as Error).message}`] };
+      }
+      if (r.ok) rep.passed++;
+      else {
+        rep.failed++;
+        rep.failures.push(r);
+      }
+    }
+    passed += rep.passed;
+    failed += rep.failed;
+    families.push(rep);
+    log(`${fam.family}: ${rep.passed} passed, ${rep.failed} failed`);
+    for (const f of rep.failures.slice(0, 10)) log(`  FAIL ${f.id}: ${f.diffs.slice(0, 3).join("; ")}`);
+    if (rep.failures.length > 10) log(`  ... and ${rep.failures.length - 10} more failures`);
+  }
+  if (found === 0) throw new QforgeError("BAD_DATA", `no golden family files (observers.json, fake_quant.json, quantized_ops.json, fx_models.json) in '${dir}'`);
+  log(`${passed} passed, ${failed} failed`);
+  return { passed, failed, families };
+}

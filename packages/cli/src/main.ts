@@ -1,0 +1,67 @@
+import { parseArgs } from "node:util";
+import { isQforgeError } from "@qforge/ir";
+import { dump, type DumpFormat } from "./commands/dump.js";
+import { runGolden } from "./conformance/golden.js";
+import { runOnnxNodeTests } from "./conformance/onnx.js";
+
+const USAGE = `usage: qforge <command> [options]
+
+commands:
+  dump <file> [--format text|dot|mermaid] [--full]
+      print a graph (.onnx model or qforge text dump); --full inlines every constant
+  conformance golden <dir>
+      run PyTorch golden cases (observers.json, fake_quant.json, ...) found in <dir>
+  conformance onnx <dir>
+      run ONNX backend node-test folders found in <dir>
+`;
+
+/** Runs the CLI; returns the exit code. Errors print as `error: CODE: message` with the hint. */
+export async function main(argv: readonly string[], out: (s: string) => void = (s) => process.stdout.write(s + "\n")): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case "dump": {
+        const { values, positionals } = parseArgs({
+          args: [...rest], allowPositionals: true,
+          options: { format: { type: "string", default: "text" }, full: { type: "boolean", default: false } },
+        });
+        const file = positionals[0];
+        const format = values.format as string;
+        if (file === undefined || !["text", "dot", "mermaid"].includes(format)) {
+          out(USAGE);
+          return 2;
+        }
+        out(await dump(file, format as DumpFormat, values.full === true));
+        return 0;
+      }
+      case "conformance": {
+        const [kind, dir] = rest;
+        if (kind === "golden" && dir !== undefined) {
+          const r = runGolden(dir, out);
+          return r.failed > 0 ? 1 : 0;
+        }
+        if (kind === "onnx" && dir !== undefined) {
+          const r = await runOnnxNodeTests(dir, { log: out });
+          return r.failed > 0 ? 1 : 0;
+        }
+        out(USAGE);
+        return 2;
+      }
+      case undefined:
+      case "help":
+      case "--help":
+      case "-h":
+        out(USAGE);
+        return cmd === undefined ? 2 : 0;
+      default:
+        out(`unknown command '${cmd}'\n${USAGE}`);
+        return 2;
+    }
+  } catch (e) {
+    if (isQforgeError(e)) {
+      out(`error: ${e.message}`);
+      return 1;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,21 @@
+// npm test: install what is missing, build every package (type-checks them), run the whole vitest
+// suite, and end with one summary line "N passed, M failed, K skipped".
+import { readFileSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { build, ensureInstalled, sh } from "./lib.mjs";
+
+ensureInstalled();
+build();
+const out = join(mkdtempSync(join(tmpdir(), "qforge-test-")), "vitest.json");
+const status = sh("npx", ["vitest", "run", "--reporter=default", "--reporter=json", `--outputFile.json=${out}`, ...process.argv.slice(2)], { allowFail: true });
+let summary = "";
+try {
+  const r = JSON.parse(readFileSync(out, "utf8"));
+  const skipped = (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
+  summary = `${r.numPassedTests} passed, ${r.numFailedTests} failed, ${skipped} skipped`;
+} catch {
+  summary = `0 passed, 1 failed (vitest wrote no report; exit ${status})`;
+}
+console.log(`\n${summary}`);
+process.exit(status);
