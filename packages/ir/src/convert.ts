@@ -105,8 +105,8 @@ function encodeFromFloat32Bits(bits: number, fmt: FloatFormat, overflow: "inf" |
   const exp2 = e32 === 0 ? -126 : e32 - 127;
   const emin = 1 - fmt.bias;
   // The target exponent is the value's own exponent, or emin for target subnormals; the target
-  // quantum is 2^(targetExp - mantBits). For a float32 subnormal exp2 = -126 is a lower bound of
-  // the true exponent, which only matters when emin < -126 (no format here).
+  // quantum is 2^(targetExp - mantBits). A float32 subnormal is m32 * 2^-149 (exp2 = -126, no
+  // implicit bit); every format here has emin >= -126, so it lands in the target's subnormal range.
   const targetExp = Math.max(exp2, emin);
   const shift = targetExp - fmt.mantBits - (exp2 - 23);
   // shift >= 13 for every format here (mantBits <= 10, targetExp >= exp2); a huge shift just gives 0.

@@ -11,4 +11,4 @@ export * from "./program.js";
 export * from "./passes/pass-manager.js";
 export * from "./passes/builtin.js";
 export * from "./rewrite/engine.js";
-// export * from "./text/index.js";  (enabled when text/ lands)
+export * from "./text/index.js";

@@ -3,5 +3,6 @@ import "./elementwise.js";
 import "./linalg.js";
 import "./nn.js";
 import "./shape.js";
+import "./quantized.js";
 export * from "./registry.js";
 export { windowAttrs, windowOutDim } from "./linalg.js";
