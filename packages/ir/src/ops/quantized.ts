@@ -108,7 +108,9 @@ const QUANTIZE_LINEAR_DTYPES: ReadonlySet<DType> = new Set<DType>([
 function checkLinearQuantParams(ctx: InferContext, x: ValueType, scaleIndex: number, zpIndex: number): void {
   const s = req(ctx, scaleIndex);
   const zp = ctx.inputs[zpIndex];
-  if (zp !== undefined && zp.shape.length === s.shape.length && !zp.shape.every((d, i) => dimsCompatible(d, s.shape[i]!))) {
+  const perTensor = (t: ValueType): boolean => staticNumel(t.shape) === 1;
+  const sameShape = (a: ValueType, b: ValueType): boolean => a.shape.length === b.shape.length && a.shape.every((d, i) => dimsCompatible(d, b.shape[i]!));
+  if (zp !== undefined && !(perTensor(zp) && perTensor(s)) && !sameShape(zp, s)) {
     ctx.fail(`scale [${s.shape.join(",")}] and zero point [${zp.shape.join(",")}] must have the same shape`);
   }
   const blockSize = ctx.attr<number>("block_size");

@@ -514,10 +514,18 @@ registerOp({
   infer: (ctx) => {
     const dtype = sameDType(ctx, 0, 1, 2);
     for (let i = 0; i < 3; i++) if (numelOf(req(ctx, i).shape) !== 1) ctx.fail(`input #${i} must be a scalar`);
-    const [s, l, d] = [0, 1, 2].map((i) => constFloats(ctx, i)?.[0]);
-    if (s === undefined || l === undefined || d === undefined) return [{ dtype, shape: [symDim(ctx, 0)] }];
-    if (d === 0) ctx.fail("delta cannot be 0");
-    return [{ dtype, shape: [rangeLength(s, l, d)] }];
+    const consts = [0, 1, 2].map((i) => ctx.constant(i));
+    if (consts.some((c) => c === undefined)) return [{ dtype, shape: [symDim(ctx, 0)] }];
+    const [s, l, d] = consts as Tensor[];
+    if (getElement(d!, 0) === 0) ctx.fail("delta cannot be 0");
+    if (d!.data instanceof BigInt64Array) {
+      // int64: exact, so that ranges near the int64 limits get their true length.
+      const [bs, bl, bd] = [s!, l!, d!].map((c) => (c.data as BigInt64Array)[0]!) as [bigint, bigint, bigint];
+      const span = bd > 0n ? bl - bs : bs - bl;
+      const step = bd > 0n ? bd : -bd;
+      return [{ dtype, shape: [span <= 0n ? 0 : Number((span + step - 1n) / step)] }];
+    }
+    return [{ dtype, shape: [rangeLength(getElement(s!, 0), getElement(l!, 0), getElement(d!, 0))] }];
   },
 });
 

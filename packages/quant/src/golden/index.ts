@@ -1,0 +1,2 @@
+export { checkObserverCase } from "./observers.js";
+export { checkFakeQuantCase } from "./fake-quant.js";
