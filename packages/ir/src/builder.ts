@@ -69,7 +69,10 @@ export class GraphBuilder {
   }
 
   constant(name: string, tensor: Tensor, kind: ConstantKind = "constant"): string {
-    const v = this.claim(name);
+    return this.defineConstant(this.claim(name), tensor, kind);
+  }
+
+  private defineConstant(v: string, tensor: Tensor, kind: ConstantKind): string {
     this.g.constants[v] = { kind, tensor };
     this.g.values[v] = { dtype: tensor.dtype, shape: [...tensor.shape] };
     return v;
@@ -77,7 +80,7 @@ export class GraphBuilder {
 
   /** A constant with a fresh name derived from `base`. */
   freshConstant(base: string, tensor: Tensor, kind: ConstantKind = "constant"): string {
-    return this.constant(this.fresh(base), tensor, kind);
+    return this.defineConstant(this.fresh(base), tensor, kind);
   }
 
   typeOf(value: string): ValueType {

@@ -139,3 +139,23 @@ describe("GraphIndex and sortNodes", () => {
     );
   });
 });
+
+describe("GraphBuilder", () => {
+  it("freshConstant picks a free name and defines the constant", () => {
+    const b = new GraphBuilder();
+    const t = { dtype: "float32" as const, shape: [1], data: new Float32Array([1]) };
+    expect(b.freshConstant("c", t)).toBe("c");
+    expect(b.freshConstant("c", t)).toBe("c_1");
+    const x = b.input("x", "float32", [1]);
+    b.output(b.node1("add", [x, "c_1"]));
+    const g = b.build();
+    verifyGraph(g);
+    expect(Object.keys(g.constants)).toEqual(["c", "c_1"]);
+  });
+
+  it("rejects a taken name with DUPLICATE_NAME", () => {
+    const b = new GraphBuilder();
+    b.input("x", "float32", [1]);
+    expect(() => b.input("x", "float32", [1])).toThrow(QforgeError);
+  });
+});

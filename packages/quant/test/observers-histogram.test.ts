@@ -104,7 +104,10 @@ describe("HistogramObserver (PyTorch 1.13)", () => {
   it("refuses bad settings and ranges float32 cannot re-bin", () => {
     expect(() => new HistogramObserver({ bins: 0 })).toThrow(/bins/);
     expect(() => new HistogramObserver({ upsampleRate: 1.5 })).toThrow(/upsampleRate/);
-    expect(() => new HistogramObserver({ qscheme: "per_tensor_symmetric", reduceRange: true })).toThrow(/Cannot reduce range/);
+    // PyTorch 1.13 accepts symmetric quint8 with reduce_range here (unlike MinMaxObserver)
+    const odd = new HistogramObserver({ qscheme: "per_tensor_symmetric", reduceRange: true });
+    odd.observe(t([-1, 1]));
+    expect([odd.quantMax, toNumbers(odd.calculateQParams().zeroPoint)[0]]).toEqual([127, 128]);
     const o = new HistogramObserver();
     o.observe(t([1e-45, 3e-45]));
     let err: unknown;

@@ -1,7 +1,6 @@
 import { QforgeError, type Tensor } from "@qforge/ir";
 import {
   canonicalUniformOptions,
-  refuseSymmetricReducedQuint8,
   requirePerTensor,
   resolveUniformConfig,
   type UniformObserverOptions,
@@ -54,8 +53,10 @@ export interface HistogramSearchResult {
  *
  * Every float operation is the float32/float64 operation PyTorch performs (see comments), and sums
  * follow ATen's summation order (torch-sum.ts), so histograms, the search trace and qparams match
- * PyTorch 1.13 bit for bit on the golden cases. Stricter than PyTorch: symmetric quint8 with
- * reduceRange is refused like in MinMaxObserver (PyTorch 1.13 would produce zero point 128 in 0..127).
+ * PyTorch 1.13 bit for bit on the golden cases. Like PyTorch (and unlike MinMaxObserver), symmetric
+ * quint8 with reduceRange is accepted and yields zero point 128 with the range 0..127.
+ * Inputs of other dtypes are converted to float32 first (PyTorch would histogram float64 input in
+ * float64); zero min/max values are kept as +0 (see reduce.ts `aminmax`).
  */
 export class HistogramObserver implements Observer {
   readonly kind = "HistogramObserver" as const;
@@ -72,8 +73,9 @@ export class HistogramObserver implements Observer {
   constructor(options: HistogramObserverOptions = {}) {
     const kind = "HistogramObserver";
     requirePerTensor(kind, options.qscheme);
+    // Unlike MinMaxObserver, PyTorch's HistogramObserver accepts symmetric quint8 with reduce_range
+    // (zero point 128 outside 0..127); so does this one, to stay comparable.
     this.config = resolveUniformConfig(kind, options, "per_tensor_affine");
-    refuseSymmetricReducedQuint8(kind, this.config);
     const bins = options.bins ?? 2048;
     const up = options.upsampleRate ?? 128;
     if (!Number.isInteger(bins) || bins < 1) throw new QforgeError("BAD_CONFIG", `${kind}: bins must be a positive integer, got ${bins}`);

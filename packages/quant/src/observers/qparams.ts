@@ -3,11 +3,15 @@ import type { UniformQuantConfig } from "./config.js";
 import { isSymmetric } from "./config.js";
 import { f32, rint, truncToInt32 } from "./float32.js";
 
-/** What `calculateQParams()` returns: float32 scales and integer (int32) zero points. */
+/**
+ * What `calculateQParams()` returns: float32 scales and integer zero points. PyTorch returns int32
+ * zero points for affine schemes and int64 for symmetric ones and for the no-data default; qforge
+ * always returns int32 (every zero point fits), with the same values.
+ */
 export interface QParams {
-  /** float32, shape [1] per tensor or [C] per channel. */
+  /** float32 (torchao's observer: its scaleDtype), shape [1] per tensor or [C] per channel. */
   scale: Tensor;
-  /** int32 (float32 for per_channel_affine_float_qparams), same shape as `scale`. */
+  /** int32 (float32 for per_channel_affine_float_qparams and float zero point domains), shape of `scale`. */
   zeroPoint: Tensor;
 }
 
