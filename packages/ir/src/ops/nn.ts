@@ -131,7 +131,7 @@ for (const [name, doc] of [
 const STASH_TYPES: Readonly<Record<number, DType>> = { 1: "float32", 10: "float16", 11: "float64", 16: "bfloat16" };
 
 /** The dtype LayerNormalization's Mean/InvStdDev outputs (and its statistics) use. */
-export function stashDType(ctx: Pick<InferContext, "node" | "op">, stashType: number): DType {
+function stashDType(ctx: Pick<InferContext, "node" | "op">, stashType: number): DType {
   const d = STASH_TYPES[stashType];
   if (d === undefined) {
     throw new QforgeError("BAD_ATTRIBUTE", `${ctx.op}: stash_type ${stashType} is not a float type`, { node: ctx.node, hint: "1 (float32), 10 (float16), 11 (float64) or 16 (bfloat16)" });
@@ -209,7 +209,7 @@ const COORD_MODES = ["half_pixel", "half_pixel_symmetric", "pytorch_half_pixel",
 const NEAREST_MODES = ["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"];
 
 /** True when Resize input i is given and not an empty tensor (ONNX lets roi/scales be empty). */
-export function resizeInputGiven(ctx: InferContext, i: number): boolean {
+function resizeInputGiven(ctx: InferContext, i: number): boolean {
   const t = ctx.inputs[i];
   if (t === undefined) return false;
   return !(t.shape.length === 1 && t.shape[0] === 0);
@@ -217,35 +217,24 @@ export function resizeInputGiven(ctx: InferContext, i: number): boolean {
 
 /**
  * ONNX Resize-19 output sizes: from `sizes` (with keep_aspect_ratio_policy not_larger/not_smaller:
- * one scale for all resized axes, size = round_half_up(scale * in)), else floor(in * scale).
- * Returns the per-dim scales too (the kernel's coordinate transform uses them).
+ * one scale s for all resized axes, size = round_half_up(s * in), as the ONNX reference), else
+ * floor(in * scale).
  */
-export function resizeGeometry(
+function resizeOutShape(
   inShape: readonly number[], axes: readonly number[], scales: readonly number[] | undefined, sizes: readonly number[] | undefined, policy: string,
-): { outShape: number[]; scales: number[] } {
-  const r = inShape.length;
-  const outScales = new Array<number>(r).fill(1);
-  const outShape = [...inShape];
+): number[] {
+  const out = [...inShape];
   if (sizes !== undefined) {
-    axes.forEach((a, j) => {
-      outShape[a] = sizes[j]!;
-      outScales[a] = sizes[j]! / inShape[a]!;
-    });
+    axes.forEach((a, j) => { out[a] = sizes[j]!; });
     if (policy !== "stretch") {
-      const picked = axes.map((a) => outScales[a]!);
-      const s = policy === "not_larger" ? Math.min(...picked) : Math.max(...picked);
-      for (const a of axes) {
-        outScales[a] = s;
-        outShape[a] = Math.floor(s * inShape[a]! + 0.5);
-      }
+      const ratios = axes.map((a, j) => sizes[j]! / inShape[a]!);
+      const s = policy === "not_larger" ? Math.min(...ratios) : Math.max(...ratios);
+      for (const a of axes) out[a] = Math.floor(s * inShape[a]! + 0.5);
     }
   } else if (scales !== undefined) {
-    axes.forEach((a, j) => {
-      outScales[a] = scales[j]!;
-      outShape[a] = Math.floor(inShape[a]! * scales[j]!);
-    });
+    axes.forEach((a, j) => { out[a] = Math.floor(inShape[a]! * scales[j]!); });
   }
-  return { outShape, scales: outScales };
+  return out;
 }
 
 registerOp({
@@ -306,7 +295,6 @@ registerOp({
         }),
       }];
     }
-    const { outShape } = resizeGeometry(x.shape as number[], axes, scales, sizes, policy);
-    return [{ dtype: x.dtype, shape: outShape }];
+    return [{ dtype: x.dtype, shape: resizeOutShape(x.shape as number[], axes, scales, sizes, policy) }];
   },
 });

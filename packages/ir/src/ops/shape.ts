@@ -13,7 +13,7 @@ import { broadcastShapes, dimsCompatible, normAxis, registerOp, req, sameDType }
  * and otherwise answers with symbolic dims named after the node (`<node>_d<i>`).
  */
 
-// ---- helpers shared with ops/nn.ts ------------------------------------------------------------
+// ---- helpers (the exported ones are shared with ops/nn.ts) -------------------------------------
 
 /** A fresh symbolic dim for dimension `i` of output `out` of this node. */
 export function symDim(ctx: Pick<InferContext, "node">, i: number, out = 0): string {
@@ -70,11 +70,16 @@ export function normAxes(ctx: InferContext, axes: readonly number[], rank: numbe
 /** Product of dims: a number when all are static, else a fresh symbol. */
 function dimProduct(ctx: InferContext, dims: readonly Dim[], i: number): Dim {
   let p = 1;
+  let sym: string | undefined;
   for (const d of dims) {
-    if (typeof d === "string") return symDim(ctx, i);
-    p *= d;
+    if (typeof d === "string") {
+      // One symbol times static 1s is still that symbol (flatten of [N,C,1,1] keeps N).
+      if (sym !== undefined) return symDim(ctx, i);
+      sym = d;
+    } else p *= d;
   }
-  return p;
+  if (sym === undefined) return p;
+  return p === 1 ? sym : symDim(ctx, i);
 }
 
 /**
@@ -82,7 +87,7 @@ function dimProduct(ctx: InferContext, dims: readonly Dim[], i: number): Dim {
  * end, then starts clamp to [0, dim] ([0, dim-1] for negative steps) and ends to [0, dim]
  * ([-1, dim-1] for negative steps). Returns the first index and the number of elements taken.
  */
-export function sliceRange(dim: number, start: number, end: number, step: number): { start: number; length: number } {
+function sliceRange(dim: number, start: number, end: number, step: number): { start: number; length: number } {
   let s = start < 0 ? start + dim : start;
   let e = end < 0 ? end + dim : end;
   if (step > 0) {
@@ -464,8 +469,8 @@ registerOp({
   },
 });
 
-/** ONNX Shape-15 start/end normalization (exported for the reference kernel's documentation). */
-export function shapeBounds(rank: number, start: number, end: number | undefined): { start: number; end: number } {
+/** ONNX Shape-15 start/end normalization. */
+function shapeBounds(rank: number, start: number, end: number | undefined): { start: number; end: number } {
   const clamp = (v: number): number => Math.min(Math.max(v < 0 ? v + rank : v, 0), rank);
   return { start: clamp(start), end: clamp(end ?? rank) };
 }
@@ -530,7 +535,7 @@ registerOp({
 });
 
 /** ONNX Range: number_of_elements = max(ceil((limit - start) / delta), 0). */
-export function rangeLength(start: number, limit: number, delta: number): number {
+function rangeLength(start: number, limit: number, delta: number): number {
   return Math.max(Math.ceil((limit - start) / delta), 0);
 }
 

@@ -11,7 +11,7 @@ import { QforgeError, clone, getElement, numel, zeros, type AttrValue, type DTyp
 import { registerKernel, type KernelContext } from "../kernel.js";
 import { erf, erfc, roundHalfEven } from "../util/math.js";
 import {
-  broadcastIndex, copyElement, fromValues, input, isFloatDType, isWideInt, opmathRound, outShape, readBigInts, readNumbers, scalarValue,
+  broadcastIndex, elementCopier, fromValues, input, isFloatDType, isWideInt, opmathRound, outShape, readBigInts, readNumbers, scalarValue,
 } from "../util/tensors.js";
 
 type Attrs = Readonly<Record<string, AttrValue>>;
@@ -201,9 +201,11 @@ registerKernel("where", (inputs, _attrs, ctx) => {
   const iy = broadcastIndex(y.shape, shape);
   const out = zeros(x.dtype, shape);
   const n = numel(shape);
+  const fromX = elementCopier(x, out);
+  const fromY = elementCopier(y, out);
   for (let i = 0; i < n; i++) {
-    if (getElement(c, ic[i]!) !== 0) copyElement(x, ix[i]!, out, i);
-    else copyElement(y, iy[i]!, out, i);
+    if (getElement(c, ic[i]!) !== 0) fromX(ix[i]!, i);
+    else fromY(iy[i]!, i);
   }
   return [out];
 });

@@ -10,7 +10,7 @@ import {
 } from "@qforge/ir";
 import { registerKernel, type KernelContext } from "../kernel.js";
 import {
-  broadcastIndex, copyElement, fromValues, input, int64Tensor, isWideInt, moveElements, outShape, readBigInts, readInts, readNumbers,
+  broadcastIndex, copyElement, elementCopier, fromValues, input, int64Tensor, isWideInt, moveElements, outShape, readBigInts, readInts, readNumbers,
 } from "../util/tensors.js";
 
 /** A copy of x's storage under the inferred output shape (reshape, flatten, squeeze, unsqueeze). */
@@ -36,7 +36,7 @@ function normAxis(a: number, rank: number, ctx: KernelContext): number {
   return v;
 }
 
-/** out[c] = x[c permuted back]: output dim i walks input dim perm[i]. */
+/** ONNX Transpose: out[c] = x[i] with i[perm[d]] = c[d] (output dim d walks input dim perm[d]). */
 registerKernel("transpose", (inputs, attrs, ctx) => {
   const x = input(inputs, 0, ctx);
   const r = x.shape.length;
@@ -61,7 +61,8 @@ registerKernel("concat", (inputs, attrs, ctx) => {
   let offset = 0;
   for (const x of xs) {
     const row = x.shape[axis]! * inner;
-    for (let o = 0; o < outer; o++) for (let k = 0; k < row; k++) copyElement(x, o * row + k, out, o * outRow + offset + k);
+    const copy = elementCopier(x, out);
+    for (let o = 0; o < outer; o++) for (let k = 0; k < row; k++) copy(o * row + k, o * outRow + offset + k);
     offset += row;
   }
   return [out];
@@ -80,7 +81,8 @@ registerKernel("split", (inputs, attrs, ctx) => {
     const shape = outShape(ctx, k);
     const out = zeros(x.dtype, shape);
     const row = shape[axis]! * inner;
-    for (let o = 0; o < outer; o++) for (let e = 0; e < row; e++) copyElement(x, o * inRow + offset + e, out, o * row + e);
+    const copy = elementCopier(x, out);
+    for (let o = 0; o < outer; o++) for (let e = 0; e < row; e++) copy(o * inRow + offset + e, o * row + e);
     offset += row;
     outs.push(out);
   }

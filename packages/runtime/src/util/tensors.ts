@@ -91,15 +91,19 @@ export function scalarValue(t: Tensor, what: string, ctx: KernelContext): number
 }
 
 /**
- * Copies element `si` of `src` into element `di` of `dst` (same dtype) without converting: raw
- * storage for byte-or-wider dtypes, bit fields for packed sub-byte integers.
+ * A function copying element `si` of `src` into element `di` of `dst` (same dtype) without
+ * converting: raw storage for byte-or-wider dtypes, bit fields for packed sub-byte integers.
  */
+export function elementCopier(src: Tensor, dst: Tensor): (si: number, di: number) => void {
+  if (dtypeInfo(src.dtype).packed) return (si, di) => setElement(dst, di, getElement(src, si));
+  const from = src.data as unknown as { readonly [i: number]: number | bigint };
+  const to = dst.data as unknown as { [i: number]: number | bigint };
+  return (si, di) => { to[di] = from[si]!; };
+}
+
+/** Copies one element (see elementCopier). */
 export function copyElement(src: Tensor, si: number, dst: Tensor, di: number): void {
-  if (dtypeInfo(src.dtype).packed) {
-    setElement(dst, di, getElement(src, si));
-    return;
-  }
-  (dst.data as unknown as { [i: number]: number | bigint })[di] = src.data[si]!;
+  elementCopier(src, dst)(si, di);
 }
 
 /**
@@ -110,10 +114,12 @@ export function moveElements(
   src: Tensor, shape: readonly number[], source: (coords: readonly number[]) => number, fill?: Tensor,
 ): Tensor {
   const out = zeros(src.dtype, shape);
+  const copy = elementCopier(src, out);
+  const copyFill = fill === undefined ? undefined : elementCopier(fill, out);
   forEachIndex(shape, (coords, i) => {
     const s = source(coords);
-    if (s >= 0) copyElement(src, s, out, i);
-    else if (fill !== undefined) copyElement(fill, 0, out, i);
+    if (s >= 0) copy(s, i);
+    else copyFill?.(0, i);
   });
   return out;
 }
