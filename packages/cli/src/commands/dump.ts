@@ -11,7 +11,7 @@ export type DumpFormat = "text" | "dot" | "mermaid";
 export async function loadGraph(file: string): Promise<Graph> {
   const ext = extname(file).toLowerCase();
   if (ext === ".onnx") {
-    const ep = await importOnnx(file, { fold: (op, inputs, attrs) => runOp(op, inputs, attrs) });
+    const ep = await importOnnx(file, { fold: (op, inputs, attrs, n) => runOp(op, inputs, { ...attrs }, { numOutputs: n }) });
     return ep.graph;
   }
   let text: string;

@@ -6,18 +6,11 @@ import {
 import { importOnnx, readTensorProto } from "@qforge/onnx";
 import { runOp, runProgram } from "@qforge/runtime";
 
-/** The reason quantized node tests are not run yet (they come with the PT2E/ONNX QDQ issues). */
-export const QUANTIZED_PENDING = "quantized ONNX ops arrive with the PT2E/ONNX issues";
-
 /**
  * Every node test the runner does not run, with why. A test is skipped only through this table;
- * anything else either passes or fails. Quantized tests leave it when the importer supports them.
+ * anything else either passes or fails.
  */
 export const ONNX_SKIPS: readonly { readonly pattern: RegExp; readonly reason: string }[] = [
-  {
-    pattern: /^test_(quantizelinear|dequantizelinear|dynamicquantizelinear|qlinearmatmul|qlinearconv|matmulinteger|convinteger)(_.*)?$/,
-    reason: QUANTIZED_PENDING,
-  },
   { pattern: /^test_cast(like)?_(FLOAT_to_STRING|STRING_to_FLOAT)(_expanded)?$/, reason: "string tensors: qforge tensors are numeric" },
   { pattern: /^test_pow_types_float32_uint64$/, reason: "uint64 tensors: qforge has no uint64 dtype" },
   { pattern: /^test_identity_sequence$/, reason: "Sequence values: qforge graphs carry tensors only" },
