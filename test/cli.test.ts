@@ -1,5 +1,5 @@
-import { describe, expect, it } from "vitest";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { describe, expect, it, onTestFinished } from "vitest";
+import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -22,6 +22,7 @@ describe("qforge CLI", () => {
     b.output(b.node1("relu", [b.node1("linear", [x, w])]));
     const g = b.build();
     const dir = mkdtempSync(join(tmpdir(), "qforge-cli-"));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     const file = join(dir, "g.qf");
     writeFileSync(file, printGraph(g, { constants: "full" }));
     const { code, lines } = await run(["dump", file]);
@@ -63,6 +64,7 @@ describe("qforge CLI", () => {
 
   it("conformance golden on a folder without family files is an error", async () => {
     const dir = mkdtempSync(join(tmpdir(), "qforge-empty-"));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     const { code, lines } = await run(["conformance", "golden", dir]);
     expect(code).toBe(1);
     expect(lines.join("\n")).toMatch(/BAD_DATA/);

@@ -1,5 +1,5 @@
-import { beforeAll, describe, expect, it } from "vitest";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { beforeAll, describe, expect, it, onTestFinished } from "vitest";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -106,6 +106,7 @@ function writeTest(root: string, name: string, op: string, inputs: Tensor[], out
 describe("runOnnxNodeTests on hand-made folders", () => {
   it("passes right outputs, fails wrong ones with the first difference, ignores folders without a model", async () => {
     const root = mkdtempSync(join(tmpdir(), "qforge-node-tests-"));
+    onTestFinished(() => rmSync(root, { recursive: true, force: true }));
     const a = fromArray("float32", [3], [1, 2, 3]);
     const b = fromArray("float32", [3], [10, 20, 30]);
     writeTest(root, "test_add_ok", "Add", [a, b], [fromArray("float32", [3], [11, 22, 33])]);
@@ -145,6 +146,7 @@ describe("runOnnxNodeTests on hand-made folders", () => {
 
   it("reads bfloat16 test data stored as UINT16 bit patterns", async () => {
     const root = mkdtempSync(join(tmpdir(), "qforge-node-tests-"));
+    onTestFinished(() => rmSync(root, { recursive: true, force: true }));
     const bits = fromArray("uint16", [2], [0x3f80, 0xc000]); // 1.0, -2.0
     const dir = join(root, "test_cast_bf16");
     mkdirSync(join(dir, "test_data_set_0"), { recursive: true });

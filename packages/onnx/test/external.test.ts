@@ -1,5 +1,5 @@
-import { describe, expect, it } from "vitest";
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import { describe, expect, it, onTestFinished } from "vitest";
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fromArray, stateDict, toNumbers } from "@qforge/ir";
@@ -20,6 +20,7 @@ function externalW(location: string, offset?: string, length?: string): TensorPr
 /** A model folder: model.onnx reading `w` from `init`, plus weights.bin = 16 junk bytes then W. */
 function modelDir(init: TensorProto): { dir: string; model: string; bytes: Uint8Array } {
   const root = mkdtempSync(join(tmpdir(), "qforge-ext-"));
+  onTestFinished(() => rmSync(root, { recursive: true, force: true }));
   const dir = join(root, "model");
   mkdirSync(dir);
   const bin = new Uint8Array(32);
@@ -54,6 +55,7 @@ describe("external data", () => {
 
   it("reads external data of Constant tensors too", async () => {
     const root = mkdtempSync(join(tmpdir(), "qforge-ext-"));
+    onTestFinished(() => rmSync(root, { recursive: true, force: true }));
     writeFileSync(join(root, "c.bin"), W_BYTES);
     const value = { ...externalW("c.bin"), name: "" };
     const bytes = tinyModel({

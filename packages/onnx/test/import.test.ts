@@ -1,5 +1,5 @@
-import { describe, expect, it } from "vitest";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { describe, expect, it, onTestFinished } from "vitest";
+import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fromArray, stateDict, toNumbers, type Graph, type Tensor } from "@qforge/ir";
@@ -130,6 +130,7 @@ describe("importOnnx: graph structure", () => {
 
   it("imports from a path, reading relative to the file", async () => {
     const dir = mkdtempSync(join(tmpdir(), "qforge-onnx-"));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     const file = join(dir, "m.onnx");
     writeFileSync(file, tinyModel({ nodes: [node("Sigmoid", ["x"], ["y"])], inputs: [["x", F, [1]]], outputs: ["y"] }));
     expect(ops((await importOnnx(file)).graph)).toEqual(["sigmoid"]);
