@@ -1,8 +1,8 @@
 // npm test: install what is missing, build every package (type-checks them), run the whole vitest
 // suite, and end with one summary line "N passed, M failed, K skipped".
-import { readFileSync, mkdtempSync } from "node:fs";
+import { readFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { build, ensureInstalled, sh } from "./lib.mjs";
 
 ensureInstalled();
@@ -17,5 +17,6 @@ try {
 } catch {
   summary = `0 passed, 1 failed (vitest wrote no report; exit ${status})`;
 }
+rmSync(dirname(out), { recursive: true, force: true });
 console.log(`\n${summary}`);
 process.exit(status);
