@@ -1,4 +1,4 @@
-// npm test: install what is missing, build every package (type-checks them), run the whole vitest
+// npm test: install what is missing, build every package and type-check tests/examples, run the whole vitest
 // suite, and end with one summary line "N passed, M failed, K skipped".
 import { readFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -7,6 +7,8 @@ import { build, ensureInstalled, sh } from "./lib.mjs";
 
 ensureInstalled();
 build();
+console.log("> type-checking tests and examples (tsconfig.tests.json)");
+sh("npx", ["tsc", "-p", "tsconfig.tests.json"]);
 const out = join(mkdtempSync(join(tmpdir(), "qforge-test-")), "vitest.json");
 const status = sh("npx", ["vitest", "run", "--reporter=default", "--reporter=json", `--outputFile.json=${out}`, ...process.argv.slice(2)], { allowFail: true });
 let summary = "";
