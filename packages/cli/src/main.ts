@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { isQforgeError } from "@qforge/ir";
 import { dump, type DumpFormat } from "./commands/dump.js";
+import { compareCommand } from "./commands/compare.js";
 import { runGolden } from "./conformance/golden.js";
 import { runOnnxNodeTests } from "./conformance/onnx.js";
 
@@ -9,6 +10,12 @@ const USAGE = `usage: qforge <command> [options]
 commands:
   dump <file> [--format text|dot|mermaid] [--full]
       print a graph (.onnx model or qforge text dump); --full inlines every constant
+  compare <model.onnx|.qf> [--calib <dir>] [--input <tensor.json>] [--engine qnnpack|onednn] [--per-channel]
+          [--by local|sqnr] [--limit N]
+      quantize the model (XNNPACK int8: prepare, calibrate on the .json tensors of <dir>, convert, lower) and
+      print the numeric debugger's per-node SQNR against the float model, worst node first
+  compare <float.qf|.onnx> <quant.qf> --input <tensor.json> [--by local|sqnr] [--limit N]
+      the same table for two given graphs (nodes matched through meta.debugHandle)
   conformance golden <dir>
       run PyTorch golden cases (observers.json, fake_quant.json, ...) found in <dir>
   conformance onnx <dir>
@@ -32,6 +39,15 @@ export async function main(argv: readonly string[], out: (s: string) => void = (
           return 2;
         }
         out(await dump(file, format as DumpFormat, values.full === true));
+        return 0;
+      }
+      case "compare": {
+        const text = await compareCommand(rest);
+        if (text === undefined) {
+          out(USAGE);
+          return 2;
+        }
+        out(text);
         return 0;
       }
       case "conformance": {

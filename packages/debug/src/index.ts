@@ -3,3 +3,4 @@ export {
   type DumpOptions, type DumpNode, type DumpNodeKind, type DumpCluster, type DumpEdge, type GraphLayout,
 } from "./dot.js";
 export { toMermaid, mermaidText } from "./mermaid.js";
+export * from "./numeric/index.js";

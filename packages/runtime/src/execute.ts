@@ -2,19 +2,20 @@ import {
   QforgeError, getOp, inferNode, isQforgeError, numel, resolveAttrs, sameShape, storageLength,
   type AttrValue, type Attrs, type Tensor, type ValueType,
 } from "@qforge/ir";
-import { getKernel, type KernelContext } from "./kernel.js";
+import { getKernel, type Kernel, type KernelContext } from "./kernel.js";
 
 /**
  * Runs one op on concrete tensors: resolves attributes, infers output types through the op's schema
  * (with every input offered as a constant, so data-dependent shapes such as reshape's come out
  * numeric), runs the reference kernel, and checks that it produced what the schema promised. Errors
- * come out as QforgeErrors naming the node.
+ * come out as QforgeErrors naming the node. `kernel` replaces the registered reference kernel (a
+ * per-run override from RunOptions.kernels).
  */
 export function executeOp(
-  op: string, node: string, inputs: readonly (Tensor | undefined)[], attrs: Attrs, numOutputs: number,
+  op: string, node: string, inputs: readonly (Tensor | undefined)[], attrs: Attrs, numOutputs: number, override?: Kernel,
 ): Tensor[] {
   const schema = getOp(op, node);
-  const kernel = getKernel(op, node);
+  const kernel = override ?? getKernel(op, node);
   const types = inputs.map((t): ValueType | undefined => (t === undefined ? undefined : { dtype: t.dtype, shape: t.shape }));
   const outputTypes = inferNode(op, node, types, attrs, numOutputs, (i) => inputs[i]);
   const resolved: Record<string, AttrValue> = resolveAttrs(schema, attrs, node);

@@ -6,6 +6,7 @@
 import "./kernels/index.js";
 import "./quantized/index.js";
 import "./quantized/index.js";
+import "./pt2e/index.js";
 
 export { registerKernel, getKernel, hasKernel, listKernels, type Kernel, type KernelContext } from "./kernel.js";
 export { runOp } from "./eager.js";

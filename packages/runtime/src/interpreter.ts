@@ -3,12 +3,19 @@ import {
   type ExportedProgram, type Graph, type Node, type Tensor, type ValueType,
 } from "@qforge/ir";
 import { executeOp } from "./execute.js";
+import type { Kernel } from "./kernel.js";
 
 export interface RunOptions {
   /** keep every intermediate value */
   keepAll?: boolean;
   /** Called after each node with its outputs (for debuggers and observers). */
   onNode?: (node: Node, outputs: Tensor[]) => void;
+  /**
+   * Per-run kernels by op name, used instead of the registered reference kernels for this run only
+   * (e.g. PT2E's observer / fake_quantize nodes, whose stateful modules live outside the graph).
+   * Schema inference and output checks still apply.
+   */
+  kernels?: Readonly<Record<string, Kernel>>;
 }
 
 export interface GraphRunResult {
@@ -116,7 +123,8 @@ function execute(g: Graph, feeds: Map<string, Tensor>, opts: RunOptions, keep: R
       }
       return t;
     });
-    const outputs = executeOp(node.op, node.name, inputs, node.attrs, node.outputs.length);
+    const override = opts.kernels !== undefined && Object.prototype.hasOwnProperty.call(opts.kernels, node.op) ? opts.kernels[node.op] : undefined;
+    const outputs = executeOp(node.op, node.name, inputs, node.attrs, node.outputs.length, override);
     node.outputs.forEach((v, k) => { if (v !== "") values.set(v, outputs[k]!); });
     opts.onNode?.(node, outputs);
     for (const v of node.inputs) if (v !== "") release(v, i);

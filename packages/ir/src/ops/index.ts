@@ -4,5 +4,6 @@ import "./linalg.js";
 import "./nn.js";
 import "./shape.js";
 import "./quantized.js";
+import "./pt2e.js";
 export * from "./registry.js";
 export { windowAttrs, windowOutDim } from "./linalg.js";
