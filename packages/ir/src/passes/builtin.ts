@@ -26,10 +26,13 @@ export const removeIdentityRule: RewriteRule = rule({
 });
 
 /**
- * batch_norm(conv(x, W, b)) -> conv(x, W', b') with, per output channel c,
- *   s = gamma[c] / sqrt(var[c] + eps),  W'[c] = W[c] * s,  b'[c] = (b[c] - mean[c]) * s + beta[c]
- * (torch.nn.utils.fusion.fuse_conv_bn_weights). Computed in float64, stored as float32. Applies
- * only when the conv output feeds nothing but the batch norm and every parameter is constant.
+ * batch_norm(conv(x, W, b)) -> conv(x, W', b') with PyTorch's float32 arithmetic, one rounding per
+ * tensor op as in torch.nn.utils.fusion.fuse_conv_bn_weights (which FX and PT2E fusion call), so
+ * folded weights are bit-identical to PyTorch's:
+ *   r = f32(1 / f32(sqrt(f32(var[c] + f32(eps)))))      (ATen rsqrt)
+ *   W'[c] = f32(W[c] * f32(gamma[c] * r))
+ *   b'[c] = f32(f32(f32(f32(b[c] - mean[c]) * r) * gamma[c]) + beta[c])
+ * Applies only when the conv output feeds nothing but the batch norm and every parameter is constant.
  */
 export const foldConvBatchNormRule: RewriteRule = rule({
   name: "fold-conv-batchnorm",
@@ -62,12 +65,15 @@ export const foldConvBatchNormRule: RewriteRule = rule({
     const eps = (m.attrs["epsilon"] as number | undefined) ?? 1e-5;
     const hasBias = conv.inputs.length > 2 && conv.inputs[2] !== "";
     const b = hasBias ? tensorOf(conv.inputs[2]!) : new Float64Array(cout);
-    const w2 = new Float64Array(wv.length);
-    const b2 = new Float64Array(cout);
+    const f32 = Math.fround;
+    const epsF = f32(eps);
+    const w2 = new Float32Array(wv.length);
+    const b2 = new Float32Array(cout);
     for (let c = 0; c < cout; c++) {
-      const s = gamma[c]! / Math.sqrt(variance[c]! + eps);
-      for (let k = 0; k < per; k++) w2[c * per + k] = wv[c * per + k]! * s;
-      b2[c] = (b[c]! - mean[c]!) * s + beta[c]!;
+      const r = f32(1 / f32(Math.sqrt(f32(variance[c]! + epsF))));
+      const s = f32(gamma[c]! * r);
+      for (let k = 0; k < per; k++) w2[c * per + k] = f32(wv[c * per + k]! * s);
+      b2[c] = f32(f32(f32(f32(b[c]! - mean[c]!) * r) * gamma[c]!) + beta[c]!);
     }
     const wName = rw.addConstant(`${conv.inputs[1]}_fused`, fromArray("float32", w.shape, w2), "parameter");
     const bName = rw.addConstant(hasBias ? `${conv.inputs[2]}_fused` : `${conv.name}.bias_fused`, fromArray("float32", [cout], b2), "parameter");
