@@ -11,6 +11,7 @@ import { blockSizeFor, PerGroup } from "./primitives/blocks.js";
 import { dequantizePerTensor, quantizePerTensor } from "./primitives/classic.js";
 import { fakeQuantizePerTensorAffine } from "./fake-quant/functional.js";
 
+/** One benchmark measurement (the row format of `npm run bench`; benchQuant and benchObservers). */
 export interface BenchRow {
   case: string;
   impl: string;
@@ -33,14 +34,23 @@ export interface BenchQuantOptions {
 
 const GROUP_SIZE = 32;
 
-/** Deterministic inputs in [-4, 4) from a 32-bit LCG (no Math.random, so runs are comparable). */
+/**
+ * A deterministic stream of uniform values in [0, 1) from a 32-bit LCG (Numerical Recipes'
+ * constants; no Math.random, so benchmark runs are comparable).
+ */
+export function lcgUniform(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 4294967296;
+  };
+}
+
+/** Deterministic inputs in [-4, 4). */
 function benchInput(n: number): Float32Array {
   const out = new Float32Array(n);
-  let s = 0x9e3779b9 >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = (s / 4294967296) * 8 - 4;
-  }
+  const next = lcgUniform(0x9e3779b9);
+  for (let i = 0; i < n; i++) out[i] = next() * 8 - 4;
   return out;
 }
 
@@ -50,12 +60,18 @@ function median(xs: number[]): number {
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-function time(run: () => Tensor, warmup: number, repeats: number): number {
-  for (let i = 0; i < warmup; i++) run();
+/**
+ * The median wall time in ms of `repeats` timed calls `timed(setup())`, after `warmup` untimed
+ * calls of the same. `setup` (untimed, once per call) prepares what the timed call works on.
+ */
+export function medianTimeMs<S>(timed: (state: S) => unknown, repeats: number, warmup = 0, setup?: () => S): number {
+  const prepare = setup ?? ((): S => undefined as S);
+  for (let i = 0; i < warmup; i++) timed(prepare());
   const times: number[] = [];
   for (let i = 0; i < repeats; i++) {
+    const state = prepare();
     const t0 = performance.now();
-    run();
+    timed(state);
     times.push(performance.now() - t0);
   }
   return median(times);
@@ -100,7 +116,7 @@ export function benchQuant(opts: BenchQuantOptions = {}): BenchRow[] {
     unit: "elements/s",
   });
   return [
-    ...cases.map(([name, run]) => row(name, "reference", time(run, warmup, repeats))),
-    ...baselines.map(([name, run]) => row(name, "baseline", time(run, warmup, repeats))),
+    ...cases.map(([name, run]) => row(name, "reference", medianTimeMs(run, repeats, warmup))),
+    ...baselines.map(([name, run]) => row(name, "baseline", medianTimeMs(run, repeats, warmup))),
   ];
 }

@@ -1,19 +1,9 @@
-import { fromArray, isQforgeError, toNumbers, type Tensor } from "@qforge/ir";
+import { fromArray, toNumbers } from "@qforge/ir";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { fakeQuantizePerChannelAffine, fakeQuantizePerTensorAffine } from "../src/fake-quant/functional.js";
 import { dequantizePerTensor, quantizePerTensor, quantizeValue } from "../src/primitives/classic.js";
-
-const t32 = (shape: number[], v: number[]): Tensor => fromArray("float32", shape, v);
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return isQforgeError(e) ? e.code : `not a QforgeError: ${String(e)}`;
-  }
-  return undefined;
-}
+import { codeOf, t32 } from "./helpers.js";
 
 describe("fakeQuantizePerTensorAffine", () => {
   const x = t32([6], [-1, -0.3, 0, 0.26, 0.5, 10]);

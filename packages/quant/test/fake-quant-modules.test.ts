@@ -1,4 +1,4 @@
-import { fromArray, isQforgeError, toNumbers, type Tensor } from "@qforge/ir";
+import { toNumbers } from "@qforge/ir";
 import { describe, expect, it } from "vitest";
 import { fakeQuantizePerChannelAffine, fakeQuantizePerTensorAffine } from "../src/fake-quant/functional.js";
 import {
@@ -6,18 +6,7 @@ import {
 } from "../src/fake-quant/modules.js";
 import { MinMaxObserver, MovingAveragePerChannelMinMaxObserver } from "../src/observers/index.js";
 import { chooseQuantizationParamsAten } from "../src/primitives/aten-qparams.js";
-
-const f32 = Math.fround;
-const t32 = (shape: number[], v: number[]): Tensor => fromArray("float32", shape, v);
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return isQforgeError(e) ? e.code : `not a QforgeError: ${String(e)}`;
-  }
-  return undefined;
-}
+import { codeOf, f32, t32 } from "./helpers.js";
 
 const batch1 = t32([2, 3], [-1, 0.5, 2, 0.25, -0.75, 1.5]);
 const batch2 = t32([2, 3], [-3, 0.5, 1, 0.25, -0.5, 4]);

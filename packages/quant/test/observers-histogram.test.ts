@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { fromArray, isQforgeError, toNumbers, type Tensor } from "@qforge/ir";
+import { isQforgeError, toNumbers } from "@qforge/ir";
 import { HistogramObserver, qparamsFromMinMax } from "../src/observers/index.js";
 import { torchCumsumF32, torchSumF32 } from "../src/observers/torch-sum.js";
 import { histcAccumulate, histcEdges } from "../src/observers/histc.js";
+import { vec } from "./helpers.js";
 
-const t = (values: number[]): Tensor => fromArray("float32", [values.length], values);
 const sum = (xs: ArrayLike<number>): number => Array.from(xs).reduce((a, b) => a + b, 0);
 
 describe("ATen summation order (torch-sum.ts)", () => {
@@ -49,7 +49,7 @@ describe("torch.histc as HistogramObserver calls it", () => {
 describe("HistogramObserver (PyTorch 1.13)", () => {
   it("truncates the histc bounds to integers: values beyond trunc(min)..trunc(max) are not counted", () => {
     const o = new HistogramObserver({ bins: 8 });
-    o.observe(t([-0.5, 0.3, 1.7, 2.9]));
+    o.observe(vec([-0.5, 0.3, 1.7, 2.9]));
     const s = o.state();
     expect([s.minVal, s.maxVal]).toEqual([-0.5, Math.fround(2.9)]);
     expect(sum(s.histogram)).toBe(2); // 0.3 and 1.7 only: histc over [0, 2]
@@ -57,24 +57,24 @@ describe("HistogramObserver (PyTorch 1.13)", () => {
 
   it("uses the batch's own range when both bounds truncate to the same integer", () => {
     const o = new HistogramObserver({ bins: 8 });
-    o.observe(t([-0.5, 0.3, 0.9]));
+    o.observe(vec([-0.5, 0.3, 0.9]));
     expect(sum(o.state().histogram)).toBe(3);
   });
 
   it("restarts the histogram when every earlier batch was constant", () => {
     const o = new HistogramObserver({ bins: 16 });
-    o.observe(t([1.5, 1.5, 1.5]));
-    o.observe(t([0, 1, 2, 3]));
+    o.observe(vec([1.5, 1.5, 1.5]));
+    o.observe(vec([0, 1, 2, 3]));
     const fresh = new HistogramObserver({ bins: 16 });
-    fresh.observe(t([0, 1, 2, 3]));
+    fresh.observe(vec([0, 1, 2, 3]));
     expect(o.state()).toEqual(fresh.state());
   });
 
   it("re-bins the old histogram when the range grows, keeping its mass", () => {
     const o = new HistogramObserver({ bins: 32 });
-    o.observe(t([0, 1, 1.5, 2, 3, 4]));
+    o.observe(vec([0, 1, 1.5, 2, 3, 4]));
     const before = sum(o.state().histogram);
-    o.observe(t([-8, 0.5, 9]));
+    o.observe(vec([-8, 0.5, 9]));
     const s = o.state();
     expect(s.minVal).toBe(-8);
     expect(s.maxVal!).toBeGreaterThanOrEqual(9); // _adjust_min_max stretches the max
@@ -84,7 +84,7 @@ describe("HistogramObserver (PyTorch 1.13)", () => {
   it("calculateQParams is the min/max formula applied to the search's range", () => {
     const o = new HistogramObserver({ bins: 64, dtype: "qint8", qscheme: "per_tensor_symmetric" });
     const values = Array.from({ length: 500 }, (_, i) => Math.sin(i * 0.37) * 2 + (i === 7 ? 40 : 0));
-    o.observe(t(values));
+    o.observe(vec(values));
     const r = o.nonLinearParamSearch();
     expect(r.trace.length).toBeGreaterThan(0);
     expect(r.startBin).toBeLessThanOrEqual(r.endBin);
@@ -106,13 +106,13 @@ describe("HistogramObserver (PyTorch 1.13)", () => {
     expect(() => new HistogramObserver({ upsampleRate: 1.5 })).toThrow(/upsampleRate/);
     // PyTorch 1.13 accepts symmetric quint8 with reduce_range here (unlike MinMaxObserver)
     const odd = new HistogramObserver({ qscheme: "per_tensor_symmetric", reduceRange: true });
-    odd.observe(t([-1, 1]));
+    odd.observe(vec([-1, 1]));
     expect([odd.quantMax, toNumbers(odd.calculateQParams().zeroPoint)[0]]).toEqual([127, 128]);
     const o = new HistogramObserver();
-    o.observe(t([1e-45, 3e-45]));
+    o.observe(vec([1e-45, 3e-45]));
     let err: unknown;
     try {
-      o.observe(t([0, 1]));
+      o.observe(vec([0, 1]));
     } catch (e) {
       err = e;
     }
@@ -122,8 +122,8 @@ describe("HistogramObserver (PyTorch 1.13)", () => {
   it("merge folds the other histogram in and copies it into an empty observer", () => {
     const a = new HistogramObserver({ bins: 64 });
     const b = new HistogramObserver({ bins: 64 });
-    a.observe(t([-1, -0.5, 0, 0.5, 1, 1.5, 2]));
-    b.observe(t([-3, -2, 5, 6]));
+    a.observe(vec([-1, -0.5, 0, 0.5, 1, 1.5, 2]));
+    b.observe(vec([-3, -2, 5, 6]));
     const empty = new HistogramObserver({ bins: 64 });
     empty.merge(b);
     expect(empty.state()).toEqual(b.state());

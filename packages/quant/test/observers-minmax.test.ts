@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { fromArray, isQforgeError, tensor, toNumbers, type Tensor } from "@qforge/ir";
+import { tensor, toNumbers } from "@qforge/ir";
 import {
   MinMaxObserver,
   MovingAverageMinMaxObserver,
@@ -12,67 +12,54 @@ import {
   createObserver,
   type Observer,
 } from "../src/observers/index.js";
+import { expectCode, f32, t32 } from "./helpers.js";
 
-const f = Math.fround;
-const t = (shape: number[], values: number[]): Tensor => fromArray("float32", shape, values);
 const qp = (o: Observer): { scale: number[]; zp: number[] } => {
   const q = o.calculateQParams();
   return { scale: toNumbers(q.scale), zp: toNumbers(q.zeroPoint) };
 };
 
-function expectCode(fn: () => unknown, code: string, text?: string | RegExp): void {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (e) {
-    thrown = e;
-  }
-  expect(isQforgeError(thrown), `expected a QforgeError, got ${String(thrown)}`).toBe(true);
-  expect((thrown as { code: string }).code).toBe(code);
-  if (text !== undefined) expect((thrown as Error).message).toMatch(text);
-}
-
 describe("MinMaxObserver qparams (observer.py _calculate_qparams, float32)", () => {
   it("affine quint8: scale = (max - min) / 255, zero point = 0 - rint(min / scale)", () => {
     const o = new MinMaxObserver();
-    o.observe(t([4], [-1, 0.5, 2, 1]));
-    const scale = f(f(2 - -1) / 255);
-    expect(qp(o)).toEqual({ scale: [scale], zp: [0 - Math.round(f(-1 / scale))] });
+    o.observe(t32([4], [-1, 0.5, 2, 1]));
+    const scale = f32(f32(2 - -1) / 255);
+    expect(qp(o)).toEqual({ scale: [scale], zp: [0 - Math.round(f32(-1 / scale))] });
     expect(qp(o).zp).toEqual([85]);
   });
 
   it("symmetric divides by 127.5 and uses zero point 128 for quint8, 0 for qint8", () => {
-    const data = t([3], [-3, 1, 2]);
+    const data = t32([3], [-3, 1, 2]);
     const u = new MinMaxObserver({ qscheme: "per_tensor_symmetric" });
     const s = new MinMaxObserver({ qscheme: "per_tensor_symmetric", dtype: "qint8" });
     u.observe(data);
     s.observe(data);
-    expect(qp(u)).toEqual({ scale: [f(3 / 127.5)], zp: [128] });
-    expect(qp(s)).toEqual({ scale: [f(3 / 127.5)], zp: [0] });
+    expect(qp(u)).toEqual({ scale: [f32(3 / 127.5)], zp: [128] });
+    expect(qp(s)).toEqual({ scale: [f32(3 / 127.5)], zp: [0] });
   });
 
   it("a customized symmetric quint8 range takes the down-rounded midpoint as zero point", () => {
     const o = new MinMaxObserver({ qscheme: "per_tensor_symmetric", quantMin: 0, quantMax: 15 });
-    o.observe(t([2], [-1, 1]));
-    expect(qp(o)).toEqual({ scale: [f(1 / 7.5)], zp: [7] });
+    o.observe(t32([2], [-1, 1]));
+    expect(qp(o)).toEqual({ scale: [f32(1 / 7.5)], zp: [7] });
   });
 
   it("zero point ties round half to even", () => {
     // min_neg / scale = -0.5 * k exactly: scale = 1 (range 255), min = -2.5 -> rint(-2.5) = -2
     const o = new MinMaxObserver();
-    o.observe(t([2], [-2.5, 252.5]));
+    o.observe(t32([2], [-2.5, 252.5]));
     expect(qp(o)).toEqual({ scale: [1], zp: [2] });
     const p = new MinMaxObserver();
-    p.observe(t([2], [-3.5, 251.5]));
+    p.observe(t32([2], [-3.5, 251.5]));
     expect(qp(p)).toEqual({ scale: [1], zp: [4] });
   });
 
   it("the range always includes 0 and the scale is at least eps", () => {
     const pos = new MinMaxObserver();
-    pos.observe(t([2], [2, 4]));
-    expect(qp(pos)).toEqual({ scale: [f(4 / 255)], zp: [0] });
+    pos.observe(t32([2], [2, 4]));
+    expect(qp(pos)).toEqual({ scale: [f32(4 / 255)], zp: [0] });
     const zero = new MinMaxObserver({ eps: 2 ** -12 });
-    zero.observe(t([3], [0, 0, 0]));
+    zero.observe(t32([3], [0, 0, 0]));
     expect(qp(zero)).toEqual({ scale: [2 ** -12], zp: [0] });
   });
 
@@ -89,7 +76,7 @@ describe("MinMaxObserver qparams (observer.py _calculate_qparams, float32)", () 
   it("accepts the plain integer dtype names as aliases", () => {
     const a = new MinMaxObserver({ dtype: "int8", qscheme: "per_tensor_symmetric" });
     const b = new MinMaxObserver({ dtype: "qint8", qscheme: "per_tensor_symmetric" });
-    for (const o of [a, b]) o.observe(t([3], [-1.25, 0.5, 3]));
+    for (const o of [a, b]) o.observe(t32([3], [-1.25, 0.5, 3]));
     expect(qp(a)).toEqual(qp(b));
     expect(a.config.dtype).toBe("qint8");
     expect(new MinMaxObserver({ dtype: "uint8" }).config.dtype).toBe("quint8");
@@ -148,7 +135,7 @@ describe("defined behaviour on bad and missing data", () => {
       for (const pos of [0, 3, 5]) {
         const values = [0.5, -1, 2, 0.25, 1, 3];
         values[pos] = bad;
-        expectCode(() => o.observe(t([2, 3], values)), "BAD_DATA", new RegExp(o.kind));
+        expectCode(() => o.observe(t32([2, 3], values)), "BAD_DATA", new RegExp(o.kind));
       }
     }
   });
@@ -169,9 +156,9 @@ describe("defined behaviour on bad and missing data", () => {
       withEmpty.forEach((o, i) => {
         o.observe(tensor("float32", [0, 3], new Float32Array(0)));
         expect(toNumbers(o.calculateQParams().scale)).toEqual([1]);
-        o.observe(t([2, 3], [0.5, -1, 2, 0.25, 1, 3]));
+        o.observe(t32([2, 3], [0.5, -1, 2, 0.25, 1, 3]));
         o.observe(tensor("float32", [2, 0], new Float32Array(0)));
-        without[i]!.observe(t([2, 3], [0.5, -1, 2, 0.25, 1, 3]));
+        without[i]!.observe(t32([2, 3], [0.5, -1, 2, 0.25, 1, 3]));
         expect(o.state()).toEqual(without[i]!.state());
       });
     }
@@ -179,8 +166,8 @@ describe("defined behaviour on bad and missing data", () => {
 
   it("a failed observation leaves the statistics untouched", () => {
     const o = new MinMaxObserver();
-    o.observe(t([2], [-1, 1]));
-    expect(() => o.observe(t([2], [NaN, 50]))).toThrow();
+    o.observe(t32([2], [-1, 1]));
+    expect(() => o.observe(t32([2], [NaN, 50]))).toThrow();
     expect(o.range).toEqual({ min: -1, max: 1 });
   });
 });
@@ -188,21 +175,21 @@ describe("defined behaviour on bad and missing data", () => {
 describe("MovingAverageMinMaxObserver", () => {
   it("the first batch sets min/max, later ones move by f32(c) * f32(cur - old) in float32", () => {
     const o = new MovingAverageMinMaxObserver({ averagingConstant: 0.1 });
-    o.observe(t([2], [-1, 1]));
+    o.observe(t32([2], [-1, 1]));
     expect(o.range).toEqual({ min: -1, max: 1 });
-    o.observe(t([2], [-3, 5]));
-    const c = f(0.1);
-    expect(o.range).toEqual({ min: f(-1 + f(c * f(-3 - -1))), max: f(1 + f(c * f(5 - 1))) });
+    o.observe(t32([2], [-3, 5]));
+    const c = f32(0.1);
+    expect(o.range).toEqual({ min: f32(-1 + f32(c * f32(-3 - -1))), max: f32(1 + f32(c * f32(5 - 1))) });
   });
 
   it("merge applies the other observer's min/max as one more batch", () => {
     const a = new MovingAverageMinMaxObserver({ averagingConstant: 0.25 });
     const b = new MovingAverageMinMaxObserver({ averagingConstant: 0.25 });
     const seq = new MovingAverageMinMaxObserver({ averagingConstant: 0.25 });
-    a.observe(t([2], [-2, 2]));
-    b.observe(t([2], [-6, 10]));
-    seq.observe(t([2], [-2, 2]));
-    seq.observe(t([2], [-6, 10]));
+    a.observe(t32([2], [-2, 2]));
+    b.observe(t32([2], [-6, 10]));
+    seq.observe(t32([2], [-2, 2]));
+    seq.observe(t32([2], [-6, 10]));
     a.merge(b);
     expect(a.state()).toEqual(seq.state());
     const empty = new MovingAverageMinMaxObserver({ averagingConstant: 0.25 });
@@ -212,7 +199,7 @@ describe("MovingAverageMinMaxObserver", () => {
 });
 
 describe("PerChannelMinMaxObserver", () => {
-  const x = t([2, 3], [1, -2, 3, -4, 5, 0.5]);
+  const x = t32([2, 3], [1, -2, 3, -4, 5, 0.5]);
 
   it("reduces every axis but chAxis (negative axes count from the end)", () => {
     const rows = new PerChannelMinMaxObserver({ chAxis: 0, dtype: "qint8", qscheme: "per_channel_symmetric" });
@@ -221,14 +208,14 @@ describe("PerChannelMinMaxObserver", () => {
     cols.observe(x);
     expect(rows.range).toEqual({ min: Float32Array.of(-2, -4), max: Float32Array.of(3, 5) });
     expect(cols.range).toEqual({ min: Float32Array.of(-4, -2, 0.5), max: Float32Array.of(1, 5, 3) });
-    expect(qp(cols).scale).toEqual([f(4 / 127.5), f(5 / 127.5), f(3 / 127.5)]);
+    expect(qp(cols).scale).toEqual([f32(4 / 127.5), f32(5 / 127.5), f32(3 / 127.5)]);
     expect(qp(cols).zp).toEqual([0, 0, 0]);
   });
 
   it("works on 4-d activations with the channel axis in the middle", () => {
     const values = Array.from({ length: 2 * 3 * 2 * 2 }, (_, i) => (i % 7) - 3 + Math.floor(i / 4));
     const o = new PerChannelMinMaxObserver({ chAxis: 1 });
-    o.observe(t([2, 3, 2, 2], values));
+    o.observe(t32([2, 3, 2, 2], values));
     const mins: number[] = [];
     const maxs: number[] = [];
     for (let c = 0; c < 3; c++) {
@@ -241,26 +228,26 @@ describe("PerChannelMinMaxObserver", () => {
 
   it("per_channel_affine_float_qparams gives a float zero point -min / scale", () => {
     const o = new PerChannelMinMaxObserver({ qscheme: "per_channel_affine_float_qparams" });
-    o.observe(t([2, 2], [1, 3, -2, 2]));
+    o.observe(t32([2, 2], [1, 3, -2, 2]));
     const q = o.calculateQParams();
     expect(q.zeroPoint.dtype).toBe("float32");
-    const s0 = f(f(3 - 1) / 255);
-    const s1 = f(f(2 - -2) / 255);
+    const s0 = f32(f32(3 - 1) / 255);
+    const s1 = f32(f32(2 - -2) / 255);
     expect(toNumbers(q.scale)).toEqual([s0, s1]);
-    expect(toNumbers(q.zeroPoint)).toEqual([f(-1 / s0), f(2 / s1)]);
+    expect(toNumbers(q.zeroPoint)).toEqual([f32(-1 / s0), f32(2 / s1)]);
   });
 
   it("refuses a different channel count or an axis out of range", () => {
     const o = new PerChannelMinMaxObserver({ chAxis: 1 });
     o.observe(x);
-    expectCode(() => o.observe(t([3, 2], [1, 2, 3, 4, 5, 6])), "BAD_SHAPE", /channels/);
+    expectCode(() => o.observe(t32([3, 2], [1, 2, 3, 4, 5, 6])), "BAD_SHAPE", /channels/);
     expectCode(() => new PerChannelMinMaxObserver({ chAxis: 2 }).observe(x), "BAD_SHAPE", /axis/);
   });
 
   it("the moving-average variant averages per channel", () => {
     const o = new MovingAveragePerChannelMinMaxObserver({ averagingConstant: 0.5 });
-    o.observe(t([2, 2], [0, 2, -2, 4]));
-    o.observe(t([2, 2], [-4, 6, 0, 0]));
+    o.observe(t32([2, 2], [0, 2, -2, 4]));
+    o.observe(t32([2, 2], [-4, 6, 0, 0]));
     expect(o.range).toEqual({ min: Float32Array.of(-2, -1), max: Float32Array.of(4, 2) });
   });
 });
@@ -269,7 +256,7 @@ describe("createObserver", () => {
   it("builds every PyTorch observer by name with the same results as its constructor", () => {
     const a = createObserver("HistogramObserver", { bins: 32, dtype: "qint8", qscheme: "per_tensor_symmetric" });
     const b = new HistogramObserver({ bins: 32, dtype: "qint8", qscheme: "per_tensor_symmetric" });
-    for (const o of [a, b]) o.observe(t([6], [0.1, -3.5, 2.25, 7, 1, 1]));
+    for (const o of [a, b]) o.observe(t32([6], [0.1, -3.5, 2.25, 7, 1, 1]));
     expect(qp(a)).toEqual(qp(b));
     expectCode(() => createObserver("NoSuchObserver" as never, {} as never), "BAD_CONFIG", /unknown observer kind/);
   });

@@ -13,18 +13,7 @@ import {
   RecordingObserver,
   type ObserverState,
 } from "../src/observers/index.js";
-
-const vec = (values: number[]): Tensor => fromArray("float32", [values.length], values);
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (isQforgeError(e)) return e.code;
-    throw e;
-  }
-  return "no error";
-}
+import { codeOf, vec } from "./helpers.js";
 
 describe("FixedQParamsObserver", () => {
   it("returns its fixed float32 scale and int32 zero point whatever it observes", () => {

@@ -1,10 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { fromArray, isQforgeError, toNumbers, type Tensor } from "@qforge/ir";
+import { isQforgeError, toNumbers } from "@qforge/ir";
 import { EntropyObserver, MinMaxObserver, PercentileObserver, qparamsFromMinMax, type Observer } from "../src/observers/index.js";
 import { arangeF32, histogramUniform, linspaceF32 } from "../src/observers/ort-histogram.js";
+import { f32, vec } from "./helpers.js";
 
-const f = Math.fround;
-const vec = (values: number[]): Tensor => fromArray("float32", [values.length], values);
 
 interface OrtCase {
   data: string;
@@ -55,13 +54,13 @@ describe("ONNX Runtime calibrators match ORT's HistogramCollector (numpy 2 float
   it.each(CASES.map((c) => [`${c.method} ${c.symmetric ? "symmetric " : ""}bins=${c.numBins} on ${c.data}`, c] as const))("%s", (_name, c) => {
     const o = build(c);
     for (const batch of DATA[c.data]!) o.observe(vec(batch));
-    expect(o.calibratedRange()).toEqual({ min: f(c.range[0]), max: f(c.range[1]) });
+    expect(o.calibratedRange()).toEqual({ min: f32(c.range[0]), max: f32(c.range[1]) });
     const h = o.histogram!;
     expect(h.hist.length).toBe(c.bins);
     if (c.hist) expect(Array.from(h.hist)).toEqual(c.hist);
     // qparams: the min/max formula of the configured dtype/qscheme on that range
     const q = o.calculateQParams();
-    const ref = qparamsFromMinMax("ref", [Math.min(f(c.range[0]), 0)], [Math.max(f(c.range[1]), 0)], o.config);
+    const ref = qparamsFromMinMax("ref", [Math.min(f32(c.range[0]), 0)], [Math.max(f32(c.range[1]), 0)], o.config);
     expect(toNumbers(q.scale)).toEqual(toNumbers(ref.scale));
     expect(toNumbers(q.zeroPoint)).toEqual(toNumbers(ref.zeroPoint));
   });
@@ -69,10 +68,10 @@ describe("ONNX Runtime calibrators match ORT's HistogramCollector (numpy 2 float
 
 describe("numpy helpers", () => {
   it("linspace in float32 ends exactly at stop", () => {
-    const e = linspaceF32(-1, f(0.3), 7);
+    const e = linspaceF32(-1, f32(0.3), 7);
     expect(e[0]).toBe(-1);
-    expect(e[6]).toBe(f(0.3));
-    expect(e[3]).toBe(f(f(3 * f(f(f(0.3) + 1) / 6)) - 1));
+    expect(e[6]).toBe(f32(0.3));
+    expect(e[3]).toBe(f32(f32(3 * f32(f32(f32(0.3) + 1) / 6)) - 1));
   });
 
   it("np.histogram expands an empty range by 0.5 on each side and closes the last bin", () => {
@@ -84,10 +83,10 @@ describe("numpy helpers", () => {
   });
 
   it("np.arange of float32 scalars: float32 length and second element, float64 fill", () => {
-    const a = arangeF32(f(2.5), f(3), f(0.1));
-    expect(a.length).toBe(Math.ceil(f(f(f(3) - f(2.5)) / f(0.1))));
-    expect(a[1]).toBe(f(f(2.5) + f(0.1)));
-    expect(a[3]).toBe(f(2.5) + 3 * (f(f(2.5) + f(0.1)) - f(2.5)));
+    const a = arangeF32(f32(2.5), f32(3), f32(0.1));
+    expect(a.length).toBe(Math.ceil(f32(f32(f32(3) - f32(2.5)) / f32(0.1))));
+    expect(a[1]).toBe(f32(f32(2.5) + f32(0.1)));
+    expect(a[3]).toBe(f32(2.5) + 3 * (f32(f32(2.5) + f32(0.1)) - f32(2.5)));
   });
 });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { fromArray, isQforgeError, tensorsEqual, toNumbers, type Tensor } from "@qforge/ir";
+import { fromArray, isQforgeError, tensorsEqual, toNumbers } from "@qforge/ir";
 import {
   AffineQuantizedMinMaxObserver,
   EntropyObserver,
@@ -15,13 +15,12 @@ import {
   type ObserverState,
   type UniformObserverOptions,
 } from "../src/observers/index.js";
+import { f32, vec } from "./helpers.js";
 
 const RUNS = 200;
-const f = Math.fround;
-const vec = (values: number[]): Tensor => fromArray("float32", [values.length], values);
 
 /** float32 values, including subnormals, signed zeros and large magnitudes (but no overflow of max - min). */
-const f32Value = fc.float({ noNaN: true, noDefaultInfinity: true, min: f(-1e30), max: f(1e30) });
+const f32Value = fc.float({ noNaN: true, noDefaultInfinity: true, min: f32(-1e30), max: f32(1e30) });
 const f32Values = fc.array(f32Value, { minLength: 1, maxLength: 40 });
 /** Values on a 1/8 grid: ties, constants and repeated values are common. */
 const gridValues = fc.array(fc.integer({ min: -400, max: 400 }).map((i) => i / 8), { minLength: 1, maxLength: 60 });
@@ -140,7 +139,7 @@ describe("state() / loadObserver round trip (through JSON)", () => {
 describe("qparams invariants", () => {
   it("the zero point is an integer in [qmin, qmax], 0.0 maps exactly, observed values are within 1.5 steps", () => {
     fc.assert(
-      fc.property(uniformOptions(false), fc.array(fc.float({ noNaN: true, min: f(-1e6), max: f(1e6) }), { minLength: 1, maxLength: 40 }), (opts, values) => {
+      fc.property(uniformOptions(false), fc.array(fc.float({ noNaN: true, min: f32(-1e6), max: f32(1e6) }), { minLength: 1, maxLength: 40 }), (opts, values) => {
         const o = build(() => new MinMaxObserver(opts));
         fc.pre(o !== null);
         o!.observe(vec(values));
@@ -152,9 +151,9 @@ describe("qparams invariants", () => {
         expect(zp).toBeGreaterThanOrEqual(qmin);
         expect(zp).toBeLessThanOrEqual(qmax);
         expect(scale).toBeGreaterThanOrEqual(o!.config.eps);
-        const inv = f(1 / scale);
-        const quant = (x: number): number => Math.min(qmax, Math.max(qmin, Math.round(f(x * inv)) + zp));
-        const dequant = (qv: number): number => f(f(qv - zp) * scale);
+        const inv = f32(1 / scale);
+        const quant = (x: number): number => Math.min(qmax, Math.max(qmin, Math.round(f32(x * inv)) + zp));
+        const dequant = (qv: number): number => f32(f32(qv - zp) * scale);
         expect(dequant(quant(0))).toBe(0);
         // Coverage holds when the zero point sits mid-range (always for affine). PyTorch also accepts
         // symmetric schemes whose custom range is one-sided for the dtype (e.g. qint32 with 0..15,

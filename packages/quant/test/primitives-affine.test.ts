@@ -1,4 +1,4 @@
-import { fromArray, isQforgeError, toNumbers, type Tensor } from "@qforge/ir";
+import { fromArray, toNumbers } from "@qforge/ir";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
@@ -6,18 +6,7 @@ import {
 } from "../src/primitives/affine.js";
 import { blockLayout, blockSizeFor, PerAxis, PerGroup, PerTensor, PerToken } from "../src/primitives/blocks.js";
 import { rint } from "../src/primitives/float32.js";
-
-const f32 = Math.fround;
-const t32 = (shape: number[], v: number[]): Tensor => fromArray("float32", shape, v);
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return isQforgeError(e) ? e.code : `not a QforgeError: ${String(e)}`;
-  }
-  return undefined;
-}
+import { codeOf, f32, t32 } from "./helpers.js";
 
 describe("blockSizeFor (torchao get_block_size)", () => {
   const shape = [3, 3, 10, 10];

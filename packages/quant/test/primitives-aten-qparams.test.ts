@@ -1,18 +1,9 @@
-import { isQforgeError } from "@qforge/ir";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { chooseQuantizationParamsAten } from "../src/primitives/aten-qparams.js";
+import { codeOf } from "./helpers.js";
 
 const THRESHOLD = Math.fround(6.1e-5);
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return isQforgeError(e) ? e.code : "not a QforgeError";
-  }
-  return undefined;
-}
 
 describe("chooseQuantizationParamsAten (ATen ChooseQuantizationParams)", () => {
   it("computes the scale in double and nudges the zero point with nearbyint", () => {

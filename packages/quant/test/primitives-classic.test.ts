@@ -1,29 +1,17 @@
-import { fromArray, getElement, isQforgeError, numel, toNumbers, type Tensor } from "@qforge/ir";
+import { fromArray, getElement, numel, toNumbers } from "@qforge/ir";
 import { describe, expect, it } from "vitest";
 import {
   dequantizePerChannel, dequantizePerTensor, quantizePerChannel, quantizePerTensor, quantizeValue,
 } from "../src/primitives/classic.js";
 import { rint } from "../src/primitives/float32.js";
-
-const f32 = (shape: number[], v: number[]): Tensor => fromArray("float32", shape, v);
-
-function expectQforgeError(fn: () => unknown, code: string): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(isQforgeError(caught), String(caught)).toBe(true);
-  expect((caught as { code: string }).code).toBe(code);
-}
+import { expectCode, t32 } from "./helpers.js";
 
 describe("quantizePerTensor", () => {
   it("rounds half to even after multiplying by the reciprocal, adds the zero point after rounding, clamps", () => {
-    const q = quantizePerTensor(f32([6], [0.25, 0.75, -0.25, -0.75, 200, -5]), 0.5, 3, "quint8");
+    const q = quantizePerTensor(t32([6], [0.25, 0.75, -0.25, -0.75, 200, -5]), 0.5, 3, "quint8");
     expect(q.dtype).toBe("uint8");
     expect(toNumbers(q)).toEqual([3, 5, 3, 1, 255, 0]);
-    const s = quantizePerTensor(f32([3], [-100, 63.75, 64]), 0.5, -1, "qint8");
+    const s = quantizePerTensor(t32([3], [-100, 63.75, 64]), 0.5, -1, "qint8");
     expect(s.dtype).toBe("int8");
     expect(toNumbers(s)).toEqual([-128, 127, 127]);
   });
@@ -37,24 +25,24 @@ describe("quantizePerTensor", () => {
       if (rint(Math.fround(x * inv)) !== rint(Math.fround(x / scale))) differing.push(x);
     }
     expect(differing.length).toBeGreaterThan(0);
-    const q = quantizePerTensor(f32([differing.length], differing), scale, 0, "qint32");
+    const q = quantizePerTensor(t32([differing.length], differing), scale, 0, "qint32");
     expect(toNumbers(q)).toEqual(differing.map((x) => rint(Math.fround(x * inv))));
   });
 
   it("adds the zero point in float32 for qint32 (PyTorch 1.13: zero_point + nearbyint(x * inv))", () => {
     // Golden case: -675268.1875 / 0.001 = -675268187.5 rounds to the float32 -675268160.
-    const q = quantizePerTensor(f32([2], [-675268.1875, 1047632.4375]), 0.001, 0, "qint32");
+    const q = quantizePerTensor(t32([2], [-675268.1875, 1047632.4375]), 0.001, 0, "qint32");
     expect(q.dtype).toBe("int32");
     expect(toNumbers(q)).toEqual([-675268160, 1047632384]);
   });
 
   it("quantizes NaN and infinities to quant_min as PyTorch does on x86 (int64 'indefinite')", () => {
-    const q = quantizePerTensor(f32([3], [NaN, Infinity, -Infinity]), 0.1, 128, "quint8");
+    const q = quantizePerTensor(t32([3], [NaN, Infinity, -Infinity]), 0.1, 128, "quint8");
     expect(toNumbers(q)).toEqual([0, 0, 0]);
   });
 
   it("writes sub-byte dtypes packed", () => {
-    const q = quantizePerTensor(f32([5], [-10, -4, 0.2, 3.4, 10]), 0.5, 0, "int4");
+    const q = quantizePerTensor(t32([5], [-10, -4, 0.2, 3.4, 10]), 0.5, 0, "int4");
     expect(q.dtype).toBe("int4");
     expect(q.data.length).toBe(3);
     expect(toNumbers(q)).toEqual([-8, -8, 0, 7, 7]);
@@ -66,18 +54,18 @@ describe("quantizePerTensor", () => {
   });
 
   it("refuses bad parameters", () => {
-    const x = f32([2], [1, 2]);
-    expectQforgeError(() => quantizePerTensor(x, 0, 0, "quint8"), "BAD_CONFIG");
-    expectQforgeError(() => quantizePerTensor(x, NaN, 0, "quint8"), "BAD_CONFIG");
-    expectQforgeError(() => quantizePerTensor(x, 0.1, 256, "quint8"), "BAD_CONFIG");
-    expectQforgeError(() => quantizePerTensor(x, 0.1, 1.5, "qint8"), "BAD_CONFIG");
-    expectQforgeError(() => quantizePerTensor(x, 0.1, 0, "float32"), "BAD_DTYPE");
-    expectQforgeError(() => quantizePerTensor(fromArray("int8", [1], [1]), 0.1, 0, "qint8"), "BAD_DTYPE");
+    const x = t32([2], [1, 2]);
+    expectCode(() => quantizePerTensor(x, 0, 0, "quint8"), "BAD_CONFIG");
+    expectCode(() => quantizePerTensor(x, NaN, 0, "quint8"), "BAD_CONFIG");
+    expectCode(() => quantizePerTensor(x, 0.1, 256, "quint8"), "BAD_CONFIG");
+    expectCode(() => quantizePerTensor(x, 0.1, 1.5, "qint8"), "BAD_CONFIG");
+    expectCode(() => quantizePerTensor(x, 0.1, 0, "float32"), "BAD_DTYPE");
+    expectCode(() => quantizePerTensor(fromArray("int8", [1], [1]), 0.1, 0, "qint8"), "BAD_DTYPE");
   });
 
   it("quantizeValue is the same element rule", () => {
     const xs = [0.25, 0.75, -0.25, -0.75, 200, -5, NaN];
-    const q = quantizePerTensor(f32([xs.length], xs), 0.5, 3, "quint8");
+    const q = quantizePerTensor(t32([xs.length], xs), 0.5, 3, "quint8");
     expect(xs.map((x) => quantizeValue(x, 0.5, 3, 0, 255))).toEqual(toNumbers(q));
   });
 });
@@ -92,13 +80,13 @@ describe("dequantizePerTensor", () => {
   });
 
   it("reads packed sub-byte tensors", () => {
-    const q = quantizePerTensor(f32([3], [-1, 0.5, 3]), 0.5, 0, "int4");
+    const q = quantizePerTensor(t32([3], [-1, 0.5, 3]), 0.5, 0, "int4");
     expect(toNumbers(dequantizePerTensor(q, 0.5, 0))).toEqual([-1, 0.5, 3]);
   });
 });
 
 describe("per-channel quantize / dequantize", () => {
-  const x = f32([2, 3], [0.5, 1, 1.5, -0.5, -1, -1.5]);
+  const x = t32([2, 3], [0.5, 1, 1.5, -0.5, -1, -1.5]);
 
   it("quantizes along axis 1 with one scale and zero point per column", () => {
     const q = quantizePerChannel(x, [0.5, 0.25, 1], [0, 10, -2], 1, "qint8");
@@ -128,9 +116,9 @@ describe("per-channel quantize / dequantize", () => {
   });
 
   it("refuses mismatched parameter counts and bad axes", () => {
-    expectQforgeError(() => quantizePerChannel(x, [0.5], [0], 1, "qint8"), "BAD_SHAPE");
-    expectQforgeError(() => quantizePerChannel(x, [0.5, 1], [0, 0], 2, "qint8"), "BAD_CONFIG");
-    expectQforgeError(() => dequantizePerChannel(fromArray("int8", [2], [1, 2]), [0.5, 0.5], [0, 0.5], 0), "BAD_CONFIG");
+    expectCode(() => quantizePerChannel(x, [0.5], [0], 1, "qint8"), "BAD_SHAPE");
+    expectCode(() => quantizePerChannel(x, [0.5, 1], [0, 0], 2, "qint8"), "BAD_CONFIG");
+    expectCode(() => dequantizePerChannel(fromArray("int8", [2], [1, 2]), [0.5, 0.5], [0, 0.5], 0), "BAD_CONFIG");
     expect(numel(x.shape)).toBe(6);
   });
 });

@@ -10,7 +10,7 @@
  *   grad_input  = upstream_grad * mask      (so a masked negative gradient is -0.0, as in PyTorch)
  */
 import { numel, QforgeError, type Tensor } from "@qforge/ir";
-import { f32, truncToInt64 } from "../primitives/float32.js";
+import { f32, RINT_MAGIC, truncToInt64 } from "../primitives/float32.js";
 import { float32Data, normalizeAxis, paramValues, splitAtAxis, type ParamVector } from "../primitives/tensor-io.js";
 
 export interface FakeQuantResult {
@@ -21,8 +21,6 @@ export interface FakeQuantResult {
   /** `upstreamGrad * mask`, present when an upstream gradient was given. */
   gradInput?: Tensor;
 }
-
-const RINT_MAGIC = 6755399441055744; // 1.5 * 2^52, see float32.ts rint()
 
 export function checkQuantRange(quantMin: number, quantMax: number, what: string): void {
   if (!Number.isInteger(quantMin) || !Number.isInteger(quantMax) || quantMin > quantMax) {

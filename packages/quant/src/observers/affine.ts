@@ -1,37 +1,47 @@
-import { castNumber, dtypeInfo, fromArray, QforgeError, type DType, type Tensor } from "@qforge/ir";
-import { f32, FLOAT32_EPS, rint } from "./float32.js";
-import { checkMergeKind, checkStateKind } from "./minmax.js";
+import { castNumber, dtypeInfo, fromArray, QforgeError, zeros, type DType, type Tensor } from "@qforge/ir";
+import {
+  affineQParamValues,
+  MappingType as AffineMappingType,
+  ZeroPointDomain as AffineZeroPointDomain,
+  type ChooseQParamsAffineOptions,
+} from "../primitives/affine.js";
+import type { Granularity as BlockGranularity } from "../primitives/blocks.js";
+import { f32, FLOAT32_EPS } from "../primitives/float32.js";
+import { checkMergeKind, checkStateKind, foldMinMax, stateRanges } from "./common.js";
 import { defaultQParams, type QParams } from "./qparams.js";
 import { aminmax, aminmaxPerChannel, asFloat32, isEmpty, normalizeAxis } from "./reduce.js";
 import type { AffineObserverOptionsJson, AffineQuantizedMinMaxObserverState, Observer } from "./types.js";
 
-/** torchao `MappingType`. */
+/** torchao `MappingType`, by the lower-case names that options and states use. */
 export type MappingType = "symmetric" | "asymmetric" | "symmetric_no_clipping_err";
 /** torchao `ZeroPointDomain`: integer zero point, float zero point (tinygemm), or none. */
 export type ZeroPointDomain = "int" | "float" | "none";
-/** torchao granularities: which elements share one scale/zero point. */
-export type Granularity =
-  | { kind: "per_tensor" }
-  | { kind: "per_axis"; axis: number }
-  | { kind: "per_group"; groupSize: number }
-  | { kind: "per_token" };
+/** torchao granularities: which elements share one scale/zero point (the primitives' `Granularity`). */
+export type Granularity = BlockGranularity;
 
-export interface AffineQuantizedMinMaxObserverOptions {
+const MAPPING_TYPES: Record<MappingType, AffineMappingType> = {
+  symmetric: AffineMappingType.SYMMETRIC,
+  asymmetric: AffineMappingType.ASYMMETRIC,
+  symmetric_no_clipping_err: AffineMappingType.SYMMETRIC_NO_CLIPPING_ERR,
+};
+const ZERO_POINT_DOMAINS: Record<ZeroPointDomain, AffineZeroPointDomain> = {
+  int: AffineZeroPointDomain.INT,
+  float: AffineZeroPointDomain.FLOAT,
+  none: AffineZeroPointDomain.NONE,
+};
+
+/**
+ * The knobs of `chooseQParamsAffine` that the observer passes on (the scale is returned in
+ * `scaleDtype`: float32, float64, float16 or bfloat16), with the mapping type and zero point domain
+ * by their lower-case names and a granularity instead of a block size.
+ */
+export interface AffineQuantizedMinMaxObserverOptions
+  extends Pick<ChooseQParamsAffineOptions, "quantMin" | "quantMax" | "eps" | "scaleDtype" | "zeroPointDtype" | "preserveZero"> {
   mappingType: MappingType;
   /** Integer dtype of the quantized values (int8, uint8, int4, uint4, int16, ...). */
   targetDtype: DType;
   granularity: Granularity;
-  /** Defaults: the target dtype's range. Must lie within it. */
-  quantMin?: number;
-  quantMax?: number;
-  /** Smallest scale (rounded to float32). Default float32 epsilon. */
-  eps?: number;
-  /** dtype the scale is returned in: float32 (default), float64, float16 or bfloat16. */
-  scaleDtype?: DType;
-  /** dtype of an integer-domain zero point (default int32) or of a float-domain one (default float32). */
-  zeroPointDtype?: DType;
-  /** Widen the range to include 0 so that 0.0 maps exactly to an integer (default true). */
-  preserveZero?: boolean;
+  /** Default "int". */
   zeroPointDomain?: ZeroPointDomain;
 }
 
@@ -64,16 +74,10 @@ function qminQmax(targetDtype: DType, quantMin: number | undefined, quantMax: nu
 /**
  * torchao's `AffineQuantizedMinMaxObserver`: min and max reduced per block (the block shape comes
  * from the granularity via `get_block_size`/`_get_reduction_params`), running min/max across
- * batches, and qparams by `choose_qparams_affine_with_min_max` (quant_primitives.py), computed here
- * in float32 with the same operation order:
- *
- *   preserve_zero: min_neg = min(min, 0), max_pos = max(max, 0) (else min/max as observed)
- *   symmetric:     scale = max(f32(max(-min_neg, max_pos) / f32((qmax - qmin) / 2)), eps),
- *                  zp = int((qmax + qmin + 1) / 2) (truncation, as Python's int())
- *   symmetric_no_clipping_err: scale = max(larger of f32(min_neg / qmin), f32(max_pos / qmax), eps), same zp
- *   asymmetric:    scale = max(f32(f32(max_pos - min_neg) / cast(qmax - qmin, scale_dtype)), eps)
- *                  int domain:   zp = clamp(f32(qmin - rint(f32(min_neg / scale))), qmin, qmax)
- *                  float domain: zp = f32(min_neg + f32(scale * f32((qmax + qmin + 1) / 2)))
+ * batches, and qparams by `choose_qparams_affine_with_min_max` (quant_primitives.py): the formula
+ * of the primitives (`affineQParamValues`) with torchao's float32 operands, i.e. quant_min/quant_max
+ * as float32 scalars where the formula divides or clamps, and the asymmetric range divided by
+ * `f32(cast(qmax - qmin, scale_dtype))`.
  *
  * The scale and zero point have the reduced shape (e.g. [] per tensor, [C] per axis, [rows, K/G] per
  * group). Deviations, on purpose: statistics are float32 whatever the input dtype; a 'none' zero point
@@ -190,10 +194,7 @@ export class AffineQuantizedMinMaxObserver implements Observer {
       this.maxVals = maxs;
       return;
     }
-    for (let i = 0; i < mins.length; i++) {
-      if (mins[i]! < this.minVals[i]!) this.minVals[i] = mins[i]!;
-      if (maxs[i]! > this.maxVals[i]!) this.maxVals[i] = maxs[i]!;
-    }
+    foldMinMax(this.minVals, this.maxVals, mins, maxs);
   }
 
   /**
@@ -246,46 +247,22 @@ export class AffineQuantizedMinMaxObserver implements Observer {
 
   calculateQParams(): QParams {
     if (this.minVals === null || this.maxVals === null || this.shape === null) return defaultQParams();
-    const n = this.minVals.length;
-    const { quantMin: qmin, quantMax: qmax, eps } = this;
-    const scale = new Array<number>(n);
-    const zp = new Array<number>(n);
-    const symmetric = this.mappingType !== "asymmetric";
-    const symZp = Math.trunc((qmax + qmin + 1) / 2);
-    const half = f32((qmax - qmin) / 2);
-    // torch.tensor(float(quant_max - quant_min), dtype=scale_dtype)
-    const range = f32(castNumber(this.scaleDtype, qmax - qmin));
-    const mid = f32((qmax + qmin + 1) / 2);
-    for (let i = 0; i < n; i++) {
-      const mn = this.minVals[i]!;
-      const mx = this.maxVals[i]!;
-      const minNeg = this.preserveZero ? Math.min(mn, 0) : mn;
-      const maxPos = this.preserveZero ? Math.max(mx, 0) : mx;
-      let s: number;
-      if (this.mappingType === "symmetric") {
-        s = f32(Math.max(-minNeg, maxPos) / half);
-      } else if (this.mappingType === "symmetric_no_clipping_err") {
-        const smin = f32(minNeg / f32(qmin));
-        const smax = f32(maxPos / f32(qmax));
-        s = smin > smax ? smin : smax;
-      } else {
-        s = f32(f32(maxPos - minNeg) / range);
-      }
-      if (!(s >= eps)) s = eps; // torch.clamp(scale, min=eps)
-      scale[i] = s;
-      if (this.zeroPointDomain === "none") zp[i] = 0;
-      else if (symmetric) zp[i] = symZp;
-      else if (this.zeroPointDomain === "int") {
-        let z = f32(qmin - rint(f32(minNeg / s)));
-        if (z < qmin) z = f32(qmin);
-        if (z > qmax) z = f32(qmax);
-        zp[i] = z;
-      } else {
-        zp[i] = f32(minNeg + f32(s * mid));
-      }
-    }
-    const zpDtype: DType = this.zeroPointDomain === "none" ? "int32" : this.zeroPointDtype;
-    return { scale: fromArray(this.scaleDtype, this.shape, scale), zeroPoint: fromArray(zpDtype, this.shape, zp) };
+    const { quantMin: qmin, quantMax: qmax } = this;
+    const { scale, zeroPoint } = affineQParamValues(this.minVals, this.maxVals, {
+      mappingType: MAPPING_TYPES[this.mappingType],
+      zeroPointDomain: ZERO_POINT_DOMAINS[this.zeroPointDomain],
+      preserveZero: this.preserveZero,
+      quantMin: qmin,
+      quantMax: qmax,
+      eps: this.eps,
+      // torch.tensor(float(quant_max - quant_min), dtype=scale_dtype); the bounds as float32 scalars
+      floatOperands: { quantMin: f32(qmin), quantMax: f32(qmax), range: f32(castNumber(this.scaleDtype, qmax - qmin)) },
+    });
+    return {
+      scale: fromArray(this.scaleDtype, this.shape, scale),
+      // a 'none' domain has no zero point in torchao; zero point 0 quantizes the same way
+      zeroPoint: zeroPoint === null ? zeros("int32", this.shape) : fromArray(this.zeroPointDtype, this.shape, zeroPoint),
+    };
   }
 
   /** Exact: block-wise min/max of both (the reduced shapes must agree). */
@@ -319,13 +296,7 @@ export class AffineQuantizedMinMaxObserver implements Observer {
     }
     const n = shape.reduce((a, b) => a * b, 1);
     if (state.minVal.length !== n || state.maxVal.length !== n) throw new QforgeError("BAD_DATA", `${KIND}: state minVal/maxVal must have ${n} entries`);
-    const mins = Float32Array.from(state.minVal);
-    const maxs = Float32Array.from(state.maxVal);
-    for (let i = 0; i < n; i++) {
-      if (!Number.isFinite(mins[i]) || !Number.isFinite(maxs[i]) || !(mins[i]! <= maxs[i]!)) {
-        throw new QforgeError("BAD_DATA", `${KIND}: state block ${i} has an invalid range [${state.minVal[i]}, ${state.maxVal[i]}]`);
-      }
-    }
+    const { mins, maxs } = stateRanges(KIND, "block", state.minVal, state.maxVal);
     o.update([...shape], mins, maxs);
     return o;
   }

@@ -1,52 +1,30 @@
 import { tensor, type Tensor } from "@qforge/ir";
+import { lcgUniform, medianTimeMs, type BenchRow } from "../bench.js";
 import { HistogramObserver } from "./histogram.js";
 import { MinMaxObserver } from "./minmax.js";
 import { PerChannelMinMaxObserver } from "./per-channel.js";
 import type { Observer } from "./types.js";
 
-/** One benchmark measurement (the row format of `npm run bench`). */
-export interface BenchRow {
-  case: string;
-  impl: string;
-  tier: string;
-  threads: number;
-  median_ms: number;
-  throughput: number;
-  unit: string;
-}
-
-/** Deterministic roughly normal float32 data (sum of uniforms from an LCG), no allocation per value. */
+/** Deterministic roughly normal float32 data (sum of three uniforms), no allocation per value. */
 function makeData(n: number, seed: number): Float32Array {
   const out = new Float32Array(n);
-  let s = seed >>> 0;
+  const next = lcgUniform(seed);
   for (let i = 0; i < n; i++) {
     let acc = 0;
-    for (let k = 0; k < 3; k++) {
-      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-      acc += s / 4294967296;
-    }
+    for (let k = 0; k < 3; k++) acc += next();
     out[i] = (acc - 1.5) * 2;
   }
   return out;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
 /** Times `observe` of `batch` on fresh observers after one warm-up batch (so merge paths are timed). */
 function timeObserve(make: () => Observer, warm: Tensor, batch: Tensor, reps: number): number {
-  const times: number[] = [];
-  for (let r = 0; r < reps; r++) {
+  const fresh = (): Observer => {
     const o = make();
     o.observe(warm);
-    const t0 = performance.now();
-    o.observe(batch);
-    times.push(performance.now() - t0);
-  }
-  return median(times);
+    return o;
+  };
+  return medianTimeMs((o) => o.observe(batch), reps, 0, fresh);
 }
 
 /**

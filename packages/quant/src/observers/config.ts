@@ -1,5 +1,5 @@
 import { QforgeError } from "@qforge/ir";
-import { f32, FLOAT32_EPS } from "./float32.js";
+import { f32, FLOAT32_EPS } from "../primitives/float32.js";
 
 /**
  * Quantized dtypes of PyTorch's observers (`torch.quint8`, `torch.qint8`, `torch.qint32`). The plain

@@ -1,4 +1,4 @@
-import { f32 } from "./float32.js";
+import { f32 } from "../primitives/float32.js";
 
 /**
  * The two outer bin edges `torch.histc(x, bins, min, max)` uses (ATen HistogramKernel.cpp,

@@ -1,14 +1,8 @@
 import { QforgeError, type Tensor } from "@qforge/ir";
-import {
-  canonicalUniformOptions,
-  requirePerTensor,
-  resolveUniformConfig,
-  type UniformObserverOptions,
-  type UniformQuantConfig,
-} from "./config.js";
-import { f32, floorDivF32, rint } from "./float32.js";
+import { f32, floorDivF32, rint } from "../primitives/float32.js";
+import { checkMergeKind, checkStateKind, stateRange, uniformConfig, UniformObserverBase } from "./common.js";
+import { canonicalUniformOptions, type UniformObserverOptions } from "./config.js";
 import { histcAccumulate, histcEdges } from "./histc.js";
-import { checkMergeKind, checkStateKind, finiteOrNull } from "./minmax.js";
 import { defaultQParams, qparamsFromMinMax, type QParams } from "./qparams.js";
 import { aminmax, asFloat32, isEmpty } from "./reduce.js";
 import { torchCumsumF32, torchSumF32 } from "./torch-sum.js";
@@ -58,9 +52,8 @@ export interface HistogramSearchResult {
  * Inputs of other dtypes are converted to float32 first (PyTorch would histogram float64 input in
  * float64); zero min/max values are kept as +0 (see reduce.ts `aminmax`).
  */
-export class HistogramObserver implements Observer {
+export class HistogramObserver extends UniformObserverBase implements Observer {
   readonly kind = "HistogramObserver" as const;
-  readonly config: UniformQuantConfig;
   readonly bins: number;
   readonly upsampleRate: number;
   /** 2 ** iinfo(dtype).bits: 256 for quint8/qint8 whatever the range; 2^32 for qint32. */
@@ -72,10 +65,9 @@ export class HistogramObserver implements Observer {
 
   constructor(options: HistogramObserverOptions = {}) {
     const kind = "HistogramObserver";
-    requirePerTensor(kind, options.qscheme);
     // Unlike MinMaxObserver, PyTorch's HistogramObserver accepts symmetric quint8 with reduce_range
     // (zero point 128 outside 0..127); so does this one, to stay comparable.
-    this.config = resolveUniformConfig(kind, options, "per_tensor_affine");
+    super(uniformConfig(kind, options, "per_tensor", true));
     const bins = options.bins ?? 2048;
     const up = options.upsampleRate ?? 128;
     if (!Number.isInteger(bins) || bins < 1) throw new QforgeError("BAD_CONFIG", `${kind}: bins must be a positive integer, got ${bins}`);
@@ -87,12 +79,6 @@ export class HistogramObserver implements Observer {
     this.options = { ...canonicalUniformOptions(options, this.config), bins, upsampleRate: up };
   }
 
-  get quantMin(): number {
-    return this.config.quantMin;
-  }
-  get quantMax(): number {
-    return this.config.quantMax;
-  }
   get initialized(): boolean {
     return this.minVal !== Infinity || this.maxVal !== -Infinity;
   }
@@ -321,16 +307,13 @@ export class HistogramObserver implements Observer {
   static fromState(state: HistogramObserverState): HistogramObserver {
     checkStateKind("HistogramObserver", state);
     const o = new HistogramObserver(state.options);
-    const mn = finiteOrNull(o.kind, state.minVal);
-    const mx = finiteOrNull(o.kind, state.maxVal);
+    const range = stateRange(o.kind, state.minVal, state.maxVal);
     if (!Array.isArray(state.histogram) || state.histogram.length !== o.bins) {
       throw new QforgeError("BAD_DATA", `HistogramObserver: state histogram must have ${o.bins} bins`);
     }
-    if ((mn === null) !== (mx === null)) throw new QforgeError("BAD_DATA", "HistogramObserver: state has only one of minVal/maxVal");
-    if (mn !== null && mx !== null) {
-      if (!(mn <= mx)) throw new QforgeError("BAD_DATA", `HistogramObserver: state min ${mn} should be less than max ${mx}`);
-      o.minVal = mn;
-      o.maxVal = mx;
+    if (range !== null) {
+      o.minVal = range.min;
+      o.maxVal = range.max;
     }
     const h = Float32Array.from(state.histogram);
     if (!h.every((v) => Number.isFinite(v) && v >= 0)) throw new QforgeError("BAD_DATA", "HistogramObserver: state histogram has negative or non-finite counts");

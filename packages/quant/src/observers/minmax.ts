@@ -1,40 +1,25 @@
-import { QforgeError, type Tensor } from "@qforge/ir";
+import type { Tensor } from "@qforge/ir";
+import { f32 } from "../primitives/float32.js";
 import {
-  canonicalUniformOptions,
-  refuseSymmetricReducedQuint8,
-  requirePerTensor,
-  resolveUniformConfig,
-  type UniformObserverOptions,
-  type UniformQuantConfig,
-} from "./config.js";
-import { f32 } from "./float32.js";
+  averagingConstantOf,
+  checkMergeKind,
+  checkStateKind,
+  movingAverageStep,
+  stateRange,
+  uniformConfig,
+  UniformObserverBase,
+} from "./common.js";
+import { canonicalUniformOptions, type UniformObserverOptions } from "./config.js";
 import { defaultQParams, qparamsFromMinMax, type QParams } from "./qparams.js";
 import { aminmax, asFloat32, isEmpty } from "./reduce.js";
 import type { MinMaxObserverState, MovingAverageMinMaxObserverState, Observer } from "./types.js";
-
-export function checkMergeKind(self: Observer, other: Observer): void {
-  if (other.kind !== self.kind) {
-    throw new QforgeError("BAD_INPUT", `${self.kind}.merge: cannot merge a ${other.kind}`);
-  }
-}
-
-function checkStateKind(kind: string, state: { kind: string }): void {
-  if (state.kind !== kind) throw new QforgeError("BAD_INPUT", `${kind}.fromState: got a ${state.kind} state`);
-}
-
-function finiteOrNull(kind: string, v: number | null | undefined): number | null {
-  if (v === null || v === undefined) return null;
-  if (typeof v !== "number" || !Number.isFinite(v)) throw new QforgeError("BAD_DATA", `${kind}: state holds a non-finite min/max (${String(v)})`);
-  return f32(v);
-}
 
 /**
  * Shared machinery of the per-tensor min/max observers (PyTorch's MovingAverageMinMaxObserver
  * subclasses MinMaxObserver; here both extend this base and differ in `update`).
  */
-export abstract class PerTensorMinMaxBase implements Observer {
+export abstract class PerTensorMinMaxBase extends UniformObserverBase implements Observer {
   abstract readonly kind: "MinMaxObserver" | "MovingAverageMinMaxObserver";
-  readonly config: UniformQuantConfig;
   protected readonly options: UniformObserverOptions;
   /** float32 running min/max; +Inf/-Inf before any data (PyTorch's initial buffers). */
   protected minVal = Infinity;
@@ -44,19 +29,10 @@ export abstract class PerTensorMinMaxBase implements Observer {
   static readonly observerKind: string = "MinMaxObserver";
 
   constructor(options: UniformObserverOptions = {}) {
-    const kind = (new.target as unknown as { observerKind: string }).observerKind;
-    requirePerTensor(kind, options.qscheme);
-    this.config = resolveUniformConfig(kind, options, "per_tensor_affine");
-    refuseSymmetricReducedQuint8(kind, this.config);
+    super(uniformConfig((new.target as unknown as { observerKind: string }).observerKind, options, "per_tensor"));
     this.options = canonicalUniformOptions(options, this.config);
   }
 
-  get quantMin(): number {
-    return this.config.quantMin;
-  }
-  get quantMax(): number {
-    return this.config.quantMax;
-  }
   /** Whether any data was observed. */
   get initialized(): boolean {
     return this.minVal !== Infinity || this.maxVal !== -Infinity;
@@ -89,13 +65,10 @@ export abstract class PerTensorMinMaxBase implements Observer {
   abstract state(): MinMaxObserverState | MovingAverageMinMaxObserverState;
 
   protected restore(minVal: number | null, maxVal: number | null): void {
-    const mn = finiteOrNull(this.kind, minVal);
-    const mx = finiteOrNull(this.kind, maxVal);
-    if ((mn === null) !== (mx === null)) throw new QforgeError("BAD_DATA", `${this.kind}: state has only one of minVal/maxVal`);
-    if (mn !== null && mx !== null) {
-      if (!(mn <= mx)) throw new QforgeError("BAD_DATA", `${this.kind}: state min ${mn} should be less than max ${mx}`);
-      this.minVal = mn;
-      this.maxVal = mx;
+    const r = stateRange(this.kind, minVal, maxVal);
+    if (r !== null) {
+      this.minVal = r.min;
+      this.maxVal = r.max;
     }
   }
 }
@@ -151,9 +124,7 @@ export class MovingAverageMinMaxObserver extends PerTensorMinMaxBase {
 
   constructor(options: MovingAverageMinMaxObserverOptions = {}) {
     super(options);
-    const c = options.averagingConstant ?? 0.01;
-    if (!Number.isFinite(c)) throw new QforgeError("BAD_CONFIG", `MovingAverageMinMaxObserver: averagingConstant must be finite, got ${c}`);
-    this.averagingConstant = c;
+    this.averagingConstant = averagingConstantOf("MovingAverageMinMaxObserver", options.averagingConstant);
   }
 
   protected update(min: number, max: number): void {
@@ -163,8 +134,8 @@ export class MovingAverageMinMaxObserver extends PerTensorMinMaxBase {
       return;
     }
     const c = f32(this.averagingConstant);
-    this.minVal = f32(this.minVal + f32(c * f32(min - this.minVal)));
-    this.maxVal = f32(this.maxVal + f32(c * f32(max - this.maxVal)));
+    this.minVal = movingAverageStep(this.minVal, min, c);
+    this.maxVal = movingAverageStep(this.maxVal, max, c);
   }
 
   /**
@@ -192,5 +163,3 @@ export class MovingAverageMinMaxObserver extends PerTensorMinMaxBase {
     return o;
   }
 }
-
-export { checkStateKind, finiteOrNull };

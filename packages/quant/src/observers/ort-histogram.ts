@@ -1,5 +1,5 @@
 import { QforgeError } from "@qforge/ir";
-import { f32, floorDivF32 } from "./float32.js";
+import { f32, floorDivF32 } from "../primitives/float32.js";
 
 /**
  * ONNX Runtime's calibration histograms (onnxruntime/python/tools/quantization/calibrate.py,

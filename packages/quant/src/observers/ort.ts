@@ -1,13 +1,6 @@
 import { QforgeError, type Tensor } from "@qforge/ir";
-import {
-  canonicalUniformOptions,
-  refuseSymmetricReducedQuint8,
-  requirePerTensor,
-  resolveUniformConfig,
-  type UniformObserverOptions,
-  type UniformQuantConfig,
-} from "./config.js";
-import { checkMergeKind, checkStateKind } from "./minmax.js";
+import { checkMergeKind, checkStateKind, uniformConfig, UniformObserverBase } from "./common.js";
+import { canonicalUniformOptions, type UniformObserverOptions } from "./config.js";
 import {
   collectAbsolute,
   collectValue,
@@ -46,28 +39,19 @@ function fromJson(kind: string, j: OrtHistogramJson | null | undefined): OrtHist
 }
 
 /** Common part of the two ONNX Runtime calibrators: a per-tensor observer around an OrtHistogram. */
-abstract class OrtHistogramObserver implements Observer {
+abstract class OrtHistogramObserver extends UniformObserverBase implements Observer {
   abstract readonly kind: "PercentileObserver" | "EntropyObserver";
-  readonly config: UniformQuantConfig;
   readonly numBins: number;
   protected hist: OrtHistogram | null = null;
   protected readonly baseOptions: UniformObserverOptions;
 
   protected constructor(kind: string, options: UniformObserverOptions, numBins: number) {
-    requirePerTensor(kind, options.qscheme);
-    this.config = resolveUniformConfig(kind, options, "per_tensor_affine");
-    refuseSymmetricReducedQuint8(kind, this.config);
+    super(uniformConfig(kind, options, "per_tensor"));
     if (!Number.isInteger(numBins) || numBins < 1) throw new QforgeError("BAD_CONFIG", `${kind}: numBins must be a positive integer, got ${numBins}`);
     this.numBins = numBins;
     this.baseOptions = canonicalUniformOptions(options, this.config);
   }
 
-  get quantMin(): number {
-    return this.config.quantMin;
-  }
-  get quantMax(): number {
-    return this.config.quantMax;
-  }
   get initialized(): boolean {
     return this.hist !== null;
   }

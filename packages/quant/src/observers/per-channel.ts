@@ -1,14 +1,16 @@
 import { QforgeError, type Tensor } from "@qforge/ir";
+import { f32 } from "../primitives/float32.js";
 import {
-  canonicalUniformOptions,
-  refuseSymmetricReducedQuint8,
-  requirePerChannel,
-  resolveUniformConfig,
-  type UniformObserverOptions,
-  type UniformQuantConfig,
-} from "./config.js";
-import { f32 } from "./float32.js";
-import { checkMergeKind, checkStateKind } from "./minmax.js";
+  averagingConstantOf,
+  checkMergeKind,
+  checkStateKind,
+  foldMinMax,
+  movingAverageStep,
+  stateRanges,
+  uniformConfig,
+  UniformObserverBase,
+} from "./common.js";
+import { canonicalUniformOptions, type UniformObserverOptions } from "./config.js";
 import { defaultQParams, qparamsFromMinMax, type QParams } from "./qparams.js";
 import { aminmaxPerChannel, asFloat32, isEmpty, normalizeAxis } from "./reduce.js";
 import type { MovingAveragePerChannelMinMaxObserverState, Observer, PerChannelMinMaxObserverState } from "./types.js";
@@ -19,10 +21,9 @@ export interface PerChannelMinMaxObserverOptions extends UniformObserverOptions 
 }
 
 /** Shared machinery of the per-channel min/max observers; subclasses differ in `update`. */
-export abstract class PerChannelMinMaxBase implements Observer {
+export abstract class PerChannelMinMaxBase extends UniformObserverBase implements Observer {
   abstract readonly kind: "PerChannelMinMaxObserver" | "MovingAveragePerChannelMinMaxObserver";
   static readonly observerKind: string = "PerChannelMinMaxObserver";
-  readonly config: UniformQuantConfig;
   readonly chAxis: number;
   protected readonly options: UniformObserverOptions & { chAxis: number };
   /** float32 per-channel running min/max; null before any data (PyTorch's empty buffers). */
@@ -31,21 +32,13 @@ export abstract class PerChannelMinMaxBase implements Observer {
 
   constructor(options: PerChannelMinMaxObserverOptions = {}) {
     const kind = (new.target as unknown as { observerKind: string }).observerKind;
-    requirePerChannel(kind, options.qscheme);
-    this.config = resolveUniformConfig(kind, options, "per_channel_affine");
-    refuseSymmetricReducedQuint8(kind, this.config);
+    super(uniformConfig(kind, options, "per_channel"));
     const chAxis = options.chAxis ?? 0;
     if (!Number.isInteger(chAxis)) throw new QforgeError("BAD_CONFIG", `${kind}: chAxis must be an integer, got ${chAxis}`);
     this.chAxis = chAxis;
     this.options = { ...canonicalUniformOptions(options, this.config), chAxis };
   }
 
-  get quantMin(): number {
-    return this.config.quantMin;
-  }
-  get quantMax(): number {
-    return this.config.quantMax;
-  }
   get initialized(): boolean {
     return this.minVals !== null;
   }
@@ -101,13 +94,7 @@ export abstract class PerChannelMinMaxBase implements Observer {
     if (!Array.isArray(minVal) || !Array.isArray(maxVal) || minVal.length !== maxVal.length) {
       throw new QforgeError("BAD_DATA", `${this.kind}: state minVal/maxVal must be arrays of equal length`);
     }
-    const mins = Float32Array.from(minVal);
-    const maxs = Float32Array.from(maxVal);
-    for (let i = 0; i < mins.length; i++) {
-      if (!Number.isFinite(mins[i]) || !Number.isFinite(maxs[i]) || !(mins[i]! <= maxs[i]!)) {
-        throw new QforgeError("BAD_DATA", `${this.kind}: state channel ${i} has an invalid range [${minVal[i]}, ${maxVal[i]}]`);
-      }
-    }
+    const { mins, maxs } = stateRanges(this.kind, "channel", minVal, maxVal);
     this.minVals = mins;
     this.maxVals = maxs;
   }
@@ -126,12 +113,7 @@ export class PerChannelMinMaxObserver extends PerChannelMinMaxBase {
       this.maxVals = maxs;
       return;
     }
-    const a = this.minVals;
-    const b = this.maxVals;
-    for (let i = 0; i < a.length; i++) {
-      if (mins[i]! < a[i]!) a[i] = mins[i]!;
-      if (maxs[i]! > b[i]!) b[i] = maxs[i]!;
-    }
+    foldMinMax(this.minVals, this.maxVals, mins, maxs);
   }
 
   /** Exact: merge(observe(a), observe(b)) equals observe(a ++ b) (concatenated along a non-channel axis). */
@@ -166,9 +148,7 @@ export class MovingAveragePerChannelMinMaxObserver extends PerChannelMinMaxBase 
 
   constructor(options: MovingAveragePerChannelMinMaxObserverOptions = {}) {
     super(options);
-    const c = options.averagingConstant ?? 0.01;
-    if (!Number.isFinite(c)) throw new QforgeError("BAD_CONFIG", `MovingAveragePerChannelMinMaxObserver: averagingConstant must be finite, got ${c}`);
-    this.averagingConstant = c;
+    this.averagingConstant = averagingConstantOf("MovingAveragePerChannelMinMaxObserver", options.averagingConstant);
   }
 
   protected update(mins: Float32Array, maxs: Float32Array): void {
@@ -181,8 +161,8 @@ export class MovingAveragePerChannelMinMaxObserver extends PerChannelMinMaxBase 
     const a = this.minVals;
     const b = this.maxVals;
     for (let i = 0; i < a.length; i++) {
-      a[i] = f32(a[i]! + f32(c * f32(mins[i]! - a[i]!)));
-      b[i] = f32(b[i]! + f32(c * f32(maxs[i]! - b[i]!)));
+      a[i] = movingAverageStep(a[i]!, mins[i]!, c);
+      b[i] = movingAverageStep(b[i]!, maxs[i]!, c);
     }
   }
 

@@ -1,7 +1,7 @@
 import { QforgeError, tensor, type Tensor } from "@qforge/ir";
 import type { UniformQuantConfig } from "./config.js";
 import { isSymmetric } from "./config.js";
-import { f32, rint, truncToInt32 } from "./float32.js";
+import { f32, rint, truncToInt32 } from "../primitives/float32.js";
 
 /**
  * What `calculateQParams()` returns: float32 scales and integer zero points. PyTorch returns int32

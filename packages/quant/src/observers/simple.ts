@@ -1,7 +1,7 @@
 import { clone, fromArray, QforgeError, tensor, toNumbers, type Tensor } from "@qforge/ir";
 import { isPerTensor, normalizeDType, type ObserverDType, type ObserverDTypeInput, type QScheme } from "./config.js";
-import { f32 } from "./float32.js";
-import { checkMergeKind, checkStateKind } from "./minmax.js";
+import { f32 } from "../primitives/float32.js";
+import { checkMergeKind, checkStateKind } from "./common.js";
 import type { QParams } from "./qparams.js";
 import type {
   FixedQParamsObserverState,

@@ -1,4 +1,4 @@
-import { f32 } from "./float32.js";
+import { f32 } from "../primitives/float32.js";
 
 /**
  * Emulations of ATen's CPU reductions over a contiguous float32 vector, so that sums match PyTorch

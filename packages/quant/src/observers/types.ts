@@ -1,4 +1,5 @@
 import type { DType, Tensor } from "@qforge/ir";
+import type { AffineQuantizedMinMaxObserverOptions } from "./affine.js";
 import type { UniformObserverOptions } from "./config.js";
 import type { QParams } from "./qparams.js";
 
@@ -102,19 +103,8 @@ export interface AffineQuantizedMinMaxObserverState extends StateBase<"AffineQua
   maxVal: number[] | null;
 }
 
-/** AffineQuantizedMinMaxObserver options as plain JSON (see affine.ts for meanings). */
-export interface AffineObserverOptionsJson {
-  mappingType: "symmetric" | "asymmetric" | "symmetric_no_clipping_err";
-  targetDtype: DType;
-  granularity: { kind: "per_tensor" } | { kind: "per_axis"; axis: number } | { kind: "per_group"; groupSize: number } | { kind: "per_token" };
-  quantMin?: number;
-  quantMax?: number;
-  eps?: number;
-  scaleDtype?: DType;
-  zeroPointDtype?: DType;
-  preserveZero?: boolean;
-  zeroPointDomain?: "int" | "float" | "none";
-}
+/** AffineQuantizedMinMaxObserver options in a state: the constructor's options, which are plain JSON. */
+export type AffineObserverOptionsJson = AffineQuantizedMinMaxObserverOptions;
 
 /** Histogram collected the way ONNX Runtime's HistogramCollector does (see ort.ts). */
 export interface OrtHistogramJson {

@@ -16,7 +16,7 @@ import {
   type DType, type Tensor,
 } from "@qforge/ir";
 import { blockLayout } from "./blocks.js";
-import { f32, rint } from "./float32.js";
+import { f32, FLOAT32_EPS, rint, RINT_MAGIC } from "./float32.js";
 import { isFloat8, isIntegerQuantDType, resolveQuantRange } from "./qdtype.js";
 import { float32Data, intSink } from "./tensor-io.js";
 
@@ -46,9 +46,10 @@ export interface ChooseQParamsAffineOptions {
   mappingType: MappingType;
   blockSize: readonly number[];
   targetDtype: DType;
+  /** Default: the target dtype's range; a given bound must lie within it. */
   quantMin?: number;
   quantMax?: number;
-  /** Smallest scale; default float32 epsilon (2^-23), torchao's `torch.finfo(input.dtype).eps`. */
+  /** Smallest scale (rounded to float32); default float32 epsilon (2^-23), torchao's `torch.finfo(input.dtype).eps`. */
   eps?: number;
   /** Default float32 (the input dtype). */
   scaleDtype?: DType;
@@ -65,8 +66,6 @@ export interface AffineQParams {
   /** null when the zero point domain is NONE. */
   zeroPoint: Tensor | null;
 }
-
-const FLOAT32_EPS = 1.1920928955078125e-7;
 
 function checkTargetDtype(d: DType, what: string): void {
   if (!isIntegerQuantDType(d) && !isFloat8(d)) {
@@ -152,11 +151,10 @@ function qparamsFromMinMax(
 ): AffineQParams {
   const target = opts.targetDtype;
   checkTargetDtype(target, what);
-  const { quantMin: qmin, quantMax: qmax } = resolveQuantRange(target, opts.quantMin, opts.quantMax);
+  const { quantMin, quantMax } = resolveQuantRange(target, opts.quantMin, opts.quantMax);
   const mapping = opts.mappingType;
   const domain = opts.zeroPointDomain ?? defaultDomain(target);
   const preserveZero = opts.preserveZero ?? true;
-  const eps = opts.eps ?? FLOAT32_EPS;
   if (isFloat8(target) && (mapping !== MappingType.SYMMETRIC || domain !== ZeroPointDomain.NONE)) {
     throw new QforgeError("BAD_CONFIG", `${what}: ${target} supports only SYMMETRIC mapping without a zero point (ZeroPointDomain.NONE)`);
   }
@@ -170,6 +168,62 @@ function qparamsFromMinMax(
   if (symmetric && domain === ZeroPointDomain.FLOAT) {
     throw new QforgeError("BAD_CONFIG", `${what}: symmetric quantization takes ZeroPointDomain.INT or NONE, not FLOAT`);
   }
+  const { scale, zeroPoint } = affineQParamValues(mins, maxs, {
+    mappingType: mapping, zeroPointDomain: domain, preserveZero, quantMin, quantMax, eps: opts.eps ?? FLOAT32_EPS,
+  });
+  const scaleDtype = opts.scaleDtype ?? "float32";
+  const zpDtype = opts.zeroPointDtype ?? (domain === ZeroPointDomain.FLOAT ? "float32" : "int32");
+  return {
+    scale: fromValues(scaleDtype, shape, scale),
+    zeroPoint: zeroPoint === null ? null : fromValues(zpDtype, shape, zeroPoint),
+  };
+}
+
+/** The validated inputs of torchao's qparams formula (see `affineQParamValues`). */
+export interface AffineQParamsFormula {
+  mappingType: MappingType;
+  zeroPointDomain: ZeroPointDomain;
+  /** Only ASYMMETRIC may be false. */
+  preserveZero: boolean;
+  quantMin: number;
+  quantMax: number;
+  /** Smallest scale; rounded to float32 where it replaces a smaller scale. */
+  eps: number;
+  /**
+   * quant_min, quant_max and quant_max - quant_min as the float32 arithmetic sees them where
+   * SYMMETRIC_NO_CLIPPING_ERR divides by them, the INT zero point is clamped to them and ASYMMETRIC
+   * divides by the range. torchao turns them into float32 scalars and the range into a `scale_dtype`
+   * tensor, which AffineQuantizedMinMaxObserver reproduces; the default, the exact integers, is what
+   * chooseQParamsAffine documents (docs/quantization-math.md). The two differ only for ranges that
+   * float32 (or the scale dtype) cannot hold exactly.
+   */
+  floatOperands?: { quantMin: number; quantMax: number; range: number };
+}
+
+/**
+ * The qparams formula of torchao `_choose_qparams_affine` (quant_primitives.py) once the per-block
+ * float32 `mins`/`maxs` are known, in float32 with torchao's operation order:
+ *
+ *   preserve_zero: min_neg = min(min, 0), max_pos = max(max, 0) (else min/max as given)
+ *   SYMMETRIC:     scale = f32(max(-min_neg, max_pos) / f32((qmax - qmin) / 2)),
+ *                  zp = int((qmax + qmin + 1) / 2) (truncation, as Python's int())
+ *   SYMMETRIC_NO_CLIPPING_ERR: scale = the larger of f32(min_neg / qmin), f32(max_pos / qmax); same zp
+ *   ASYMMETRIC:    scale = f32(f32(max_pos - min_neg) / (qmax - qmin))
+ *                  INT:   zp = clamp(f32(qmin - rint(f32(min_neg / scale))), qmin, qmax)
+ *                  FLOAT: zp = f32(min_neg + f32(scale * f32((qmax + qmin + 1) / 2)))
+ *   then scale = max(scale, eps) (`torch.clamp(scale, min=eps)`, before the zero point).
+ *
+ * Returns float32 scale values and zero point values (null for ZeroPointDomain.NONE) before the
+ * cast to the scale and zero point dtypes. Callers validate the formula's inputs.
+ */
+export function affineQParamValues(
+  mins: ArrayLike<number>,
+  maxs: ArrayLike<number>,
+  formula: AffineQParamsFormula,
+): { scale: Float64Array; zeroPoint: Float64Array | null } {
+  const { mappingType: mapping, zeroPointDomain: domain, preserveZero, quantMin: qmin, quantMax: qmax, eps } = formula;
+  const ops = formula.floatOperands ?? { quantMin: qmin, quantMax: qmax, range: qmax - qmin };
+  const symmetric = mapping === MappingType.SYMMETRIC || mapping === MappingType.SYMMETRIC_NO_CLIPPING_ERR;
   const n = mins.length;
   const scale = new Float64Array(n);
   const zp = domain === ZeroPointDomain.NONE ? null : new Float64Array(n);
@@ -184,11 +238,11 @@ function qparamsFromMinMax(
       const amax = -minNeg > maxPos ? -minNeg : maxPos;
       s = f32(amax / halfRange);
     } else if (mapping === MappingType.SYMMETRIC_NO_CLIPPING_ERR) {
-      const smin = f32(minNeg / qmin);
-      const smax = f32(maxPos / qmax);
+      const smin = f32(minNeg / ops.quantMin);
+      const smax = f32(maxPos / ops.quantMax);
       s = smin > smax ? smin : smax;
     } else {
-      s = f32(f32(maxPos - minNeg) / (qmax - qmin));
+      s = f32(f32(maxPos - minNeg) / ops.range);
     }
     if (s < eps) s = f32(eps); // torch.clamp(scale, min=eps)
     scale[i] = s;
@@ -197,20 +251,13 @@ function qparamsFromMinMax(
       zp[i] = symZeroPoint;
     } else if (domain === ZeroPointDomain.INT) {
       const z = f32(qmin - rint(f32(minNeg / s)));
-      zp[i] = z < qmin ? qmin : z > qmax ? qmax : z;
+      zp[i] = z < ops.quantMin ? ops.quantMin : z > ops.quantMax ? ops.quantMax : z;
     } else {
       zp[i] = f32(minNeg + f32(s * midPoint));
     }
   }
-  const scaleDtype = opts.scaleDtype ?? "float32";
-  const zpDtype = opts.zeroPointDtype ?? (domain === ZeroPointDomain.FLOAT ? "float32" : "int32");
-  return {
-    scale: fromValues(scaleDtype, shape, scale),
-    zeroPoint: zp === null ? null : fromValues(zpDtype, shape, zp),
-  };
+  return { scale, zeroPoint: zp };
 }
-
-const RINT_MAGIC = 6755399441055744; // 1.5 * 2^52
 
 /**
  * rint for float32 values in the quantize loops: exact for |v| < 2^51; larger float32 values are

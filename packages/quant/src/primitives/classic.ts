@@ -12,14 +12,12 @@
  * after rounding (golden README, "Rounding and the tie rule").
  */
 import { numel, QforgeError, type Tensor } from "@qforge/ir";
-import { f32, truncToInt64 } from "./float32.js";
+import { f32, RINT_LIMIT, RINT_MAGIC, truncToInt64 } from "./float32.js";
 import { resolveQuantRange, storageDTypeOf, type QuantDType } from "./qdtype.js";
 import {
   float32Data, intData, intSink, normalizeAxis, paramValues, splitAtAxis, type ParamVector,
 } from "./tensor-io.js";
 
-const RINT_MAGIC = 6755399441055744; // 1.5 * 2^52, see float32.ts rint()
-const TWO_51 = 2251799813685248;
 const TWO_63 = 9223372036854775808;
 
 function checkScale(scale: number, what: string): void {
@@ -144,7 +142,7 @@ export function dequantizePerChannel(q: Tensor, scales: ParamVector, zeroPoints:
 /** The element rule of quantizePerTensor for one value (for reference kernels and scalar checks). */
 export function quantizeValue(x: number, scale: number, zeroPoint: number, quantMin: number, quantMax: number): number {
   const v = f32(f32(x) * f32(1 / f32(scale)));
-  const qf = f32(zeroPoint + (Math.abs(v) < TWO_51 ? v + RINT_MAGIC - RINT_MAGIC : v));
+  const qf = f32(zeroPoint + (Math.abs(v) < RINT_LIMIT ? v + RINT_MAGIC - RINT_MAGIC : v));
   const q = truncToInt64(qf);
   return q < quantMin ? quantMin : q > quantMax ? quantMax : q;
 }

@@ -8,14 +8,23 @@
 
 export const f32 = Math.fround;
 
-/** 1.5 * 2^52: adding and subtracting it rounds a double of magnitude < 2^51 to an integer, ties to even. */
-const RINT_MAGIC = 6755399441055744;
-const RINT_LIMIT = 2251799813685248; // 2^51
+/** float32 machine epsilon 2^-23, `torch.finfo(torch.float32).eps` (the default `eps` of observers and torchao). */
+export const FLOAT32_EPS = 1.1920928955078125e-7;
+
+/**
+ * 1.5 * 2^52: adding and subtracting it rounds a double of magnitude < 2^51 to an integer, ties to
+ * even. Hot loops inline `v + RINT_MAGIC - RINT_MAGIC` where `rint`'s range and sign-of-zero checks
+ * cannot matter (the result is clamped, or a zero point is added).
+ */
+export const RINT_MAGIC = 6755399441055744;
+/** 2^51: the magnitude below which `RINT_MAGIC` rounds exactly. */
+export const RINT_LIMIT = 2251799813685248;
 
 /**
  * Round half to even, like C's `std::nearbyint` under the default rounding mode (what PyTorch's
  * quantizers and `torch.round` use): rint(2.5) = 2, rint(3.5) = 4, rint(-2.5) = -2.
- * Doubles of magnitude >= 2^51 are already integers (and NaN/±Inf pass through).
+ * Values of magnitude >= 2^51 are returned as they are (NaN/±Inf pass through): float32 values there
+ * are integers, and every caller rounds float32 values (a double in [2^51, 2^52) may keep its .5).
  */
 export function rint(x: number): number {
   if (!(Math.abs(x) < RINT_LIMIT)) return x;
@@ -78,4 +87,32 @@ export function fmaF32(a: number, b: number, c: number): number {
 export function truncToInt64(x: number): number {
   if (!(Math.abs(x) < 9223372036854775808)) return -9223372036854775808;
   return Math.trunc(x);
+}
+
+/**
+ * float -> int32 conversion as ATen's CPU kernels do it on x86 (cvttss2si / cvttps2dq): truncation,
+ * and the "integer indefinite" value INT32_MIN for NaN and out-of-range inputs.
+ */
+export function truncToInt32(x: number): number {
+  if (!(x > -2147483649 && x < 2147483648)) return -2147483648;
+  return Math.trunc(x) | 0;
+}
+
+/**
+ * `torch.div(a, b, rounding_mode="floor")` for float32 operands, mirroring ATen's
+ * `div_floor_floating` (aten/src/ATen/native/cpu/BinaryOpsKernel.cpp): Python-style floor division
+ * computed through fmod so that it agrees with `a // b` in Python.
+ */
+export function floorDivF32(a: number, b: number): number {
+  if (b === 0) return f32(a / b);
+  const mod = a % b; // fmod is exact, and exact fmod of two float32 values is a float32 value
+  let div = f32(f32(a - mod) / b);
+  if (mod !== 0 && b < 0 !== mod < 0) div = f32(div - 1);
+  if (div !== 0) {
+    let floordiv = Math.floor(div);
+    if (f32(div - floordiv) > 0.5) floordiv = f32(floordiv + 1);
+    return floordiv;
+  }
+  // copysign(0, a / b)
+  return Object.is(f32(a / b), -0) || f32(a / b) < 0 ? -0 : 0;
 }
