@@ -60,6 +60,7 @@ describe("qforge CLI", () => {
     expect(lines.some((l) => /^observers: \d+ passed, 0 failed$/.test(l))).toBe(true);
     expect(lines.some((l) => /^fake_quant: \d+ passed, 0 failed$/.test(l))).toBe(true);
     expect(lines.some((l) => /^quantized_ops: \d+ passed, 0 failed/.test(l))).toBe(true);
+    expect(lines.some((l) => /^fx_models: \d+ passed, 0 failed$/.test(l))).toBe(true);
   }, 300_000);
 
   it("conformance golden on a folder without family files is an error", async () => {

@@ -30,3 +30,4 @@ export {
   type TargetKey, type TargetSpec, type TargetGroup, type TargetGrouping, type RootSpec,
 } from "./targets.js";
 export * from "./lowering/index.js";
+export * from "./golden/index.js";

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { QforgeError } from "@qforge/ir";
 import { checkFakeQuantCase, checkObserverCase } from "@qforge/quant";
 import { checkQuantizedOpCase } from "@qforge/runtime";
+import { checkFxModelCase, type FxModelCaseResult } from "@qforge/pt2e";
 
 export interface CaseResult {
   id: string;
@@ -26,14 +27,29 @@ export interface FamilyReport {
 type Checker = (c: unknown) => CaseResult;
 
 /**
- * Family file -> checker. fx_models.json joins this table when the PT2E flow exists; until then it
- * is reported as not run (never as passed).
+ * fx_models: how many observer edges are bit-exact, how far the others' min/max are (float32
+ * summation order of the float kernels, FX_STAT_ULPS), and the worst output difference.
  */
-const FAMILIES: readonly { family: string; file: string; check?: Checker; pending?: string }[] = [
+function summarizeFx(results: readonly CaseResult[]): string {
+  const rs = results as readonly FxModelCaseResult[];
+  const sum = (f: (r: FxModelCaseResult) => number): number => rs.reduce((s, r) => s + f(r), 0);
+  const total = sum((r) => r.details?.observers?.total ?? 0);
+  const exact = sum((r) => r.details?.observers?.exact ?? 0);
+  const near = sum((r) => r.details?.observers?.summation ?? 0);
+  const ulps = Math.max(0, ...rs.map((r) => r.details?.observers?.maxStatUlps ?? 0));
+  const lsb = Math.max(0, ...rs.map((r) => r.maxOutputDiffLsb ?? 0));
+  const w = sum((r) => r.details?.weights?.exact ?? 0);
+  const wt = sum((r) => r.details?.weights?.total ?? 0);
+  return `  observer qparams bit-exact on ${exact}/${total} edges; ${near} edges differ only through min/max at most ${ulps} ulp off ` +
+    `(float32 summation order of conv/linear); weights bit-exact ${w}/${wt}; quantized outputs at most ${lsb} LSB from PyTorch`;
+}
+
+/** Family file -> checker (and an optional summary line printed after the family's counts). */
+const FAMILIES: readonly { family: string; file: string; check?: Checker; pending?: string; summarize?: (r: readonly CaseResult[]) => string }[] = [
   { family: "observers", file: "observers.json", check: checkObserverCase as Checker },
   { family: "fake_quant", file: "fake_quant.json", check: checkFakeQuantCase as Checker },
   { family: "quantized_ops", file: "quantized_ops.json", check: checkQuantizedOpCase as Checker },
-  { family: "fx_models", file: "fx_models.json", pending: "the PT2E flow (prepare/convert) arrives with the PT2E issue" },
+  { family: "fx_models", file: "fx_models.json", check: checkFxModelCase as Checker, summarize: summarizeFx },
 ];
 
 /** Runs every case of every family file found in `dir` (any case set with the golden schema). */
@@ -61,6 +77,7 @@ export function runGolden(dir: string, log: (line: string) => void = console.log
     }
     if (!Array.isArray(doc.cases)) throw new QforgeError("BAD_DATA", `${path} has no 'cases' list`);
     const rep: FamilyReport = { family: fam.family, file: path, passed: 0, failed: 0, failures: [], offByOne: 0 };
+    const all: CaseResult[] = [];
     for (const c of doc.cases) {
       let r: CaseResult;
       try {
@@ -69,6 +86,7 @@ export function runGolden(dir: string, log: (line: string) => void = console.log
         const id = (c as { id?: string }).id ?? "?";
         r = { id, ok: false, diffs: [`threw ${(e as Error).message}`] };
       }
+      all.push(r);
       rep.offByOne += r.offByOne ?? 0;
       if (r.ok) rep.passed++;
       else {
@@ -81,6 +99,7 @@ export function runGolden(dir: string, log: (line: string) => void = console.log
     families.push(rep);
     const lsb = rep.offByOne > 0 ? ` (${rep.offByOne} output values off by one)` : "";
     log(`${fam.family}: ${rep.passed} passed, ${rep.failed} failed${lsb}`);
+    if (fam.summarize !== undefined) log(fam.summarize(all));
     for (const f of rep.failures.slice(0, 10)) log(`  FAIL ${f.id}: ${f.diffs.slice(0, 3).join("; ")}`);
     if (rep.failures.length > 10) log(`  ... and ${rep.failures.length - 10} more failures`);
   }
