@@ -117,6 +117,35 @@ describe("custom Quantizer plugin: int4 weight-only", () => {
     expect(shapes.map((s) => s.reduce((a, b) => a * b, 1))).toEqual([32 * 4, 16 * 2, 10 * 1]);
   });
 
+  test("per-group convert: int4 constants per row and group of 16 behind blocked dequantize_linear nodes", () => {
+    const ep = exportModel(createModel(), [exampleBatch(0)]);
+    const prepared = preparePt2e(ep, new Int4WeightOnlyQuantizer({ groupSize: 16 }));
+    calibrate(prepared, [[exampleBatch(1)]], { progress: false });
+    const converted = convertPt2e(prepared);
+    const dqs = converted.graph.nodes.filter((n) => n.op === "dequantize_linear");
+    expect(dqs.map((n) => n.attrs)).toEqual([1, 2, 3].map(() => ({ axis: 1, block_size: 16 })));
+    for (const n of dqs) {
+      const [q, scale, zp] = n.inputs.map((v) => converted.graph.constants[v]!.tensor);
+      expect(q!.dtype).toBe("int4");
+      expect(zp!.dtype).toBe("int4");
+      // One scale per row and group.
+      expect(scale!.shape).toEqual([q!.shape[0], q!.shape[1]! / 16]);
+    }
+    const x = exampleBatch(7);
+    const [ref] = runProgram(ep, [x]);
+    const [q] = runProgram(converted, [x]);
+    expect(allClose(q!, ref!, 0, 0.05).ok).toBe(true);
+    // Per-group scales follow the weights more closely than one scale per row.
+    const perChannel = convertPt2e((() => {
+      const p = preparePt2e(ep, new Int4WeightOnlyQuantizer());
+      calibrate(p, [[exampleBatch(1)]], { progress: false });
+      return p;
+    })());
+    const [qc] = runProgram(perChannel, [x]);
+    const err = (a: Float32Array) => a.reduce((s, v, i) => s + (v - (ref!.data as Float32Array)[i]!) ** 2, 0);
+    expect(err(q!.data as Float32Array)).toBeLessThan(err(qc!.data as Float32Array));
+  });
+
   test("docs/custom-quantizer-dumps.md is what dump.ts generates today", () => {
     expect(readFileSync(DOC_PATH, "utf8"), "regenerate it: npx tsx examples/custom-quantizer/dump.ts").toBe(renderDumps());
   });

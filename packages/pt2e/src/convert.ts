@@ -1,8 +1,11 @@
 import {
-  dtypeInfo, getElement, numel, QforgeError, tensor, valueUsers, verifyGraph,
+  dtypeInfo, getElement, numel, QforgeError, setElement, tensor, valueUsers, verifyGraph, zeros,
   type AttrValue, type DType, type ExportedProgram, type Graph, type Node, type NodeMeta, type Tensor,
 } from "@qforge/ir";
-import { loadObserver } from "@qforge/quant";
+import { blockSizeFor, loadObserver, quantizeAffine, ZeroPointDomain as AffineDomain, type Granularity } from "@qforge/quant";
+
+/** AffineQuantizedMinMaxObserver's zero-point domain (torchao ZeroPointDomain, lower case). */
+type ObserverZeroPointDomain = "int" | "float" | "none";
 import { runOp } from "@qforge/runtime";
 import { getDeriveQParamsFn, isPerChannelQScheme, type EdgeOrNode, type QScheme } from "@qforge/quantizer";
 import { follow, WorkGraph, withGraph } from "./graph-edit.js";
@@ -28,6 +31,10 @@ import { edgeKey } from "./targets.js";
  *                        then quantize_per_tensor / dequantize_per_tensor on those values
  *   constant + fold      y = dequantize_*(<x>_q, ...) where <x>_q is the integer constant
  *   float16 / bfloat16   cast to the dtype and back to float32 (float32 specs: the observer just goes)
+ *   per group (blockSize) constant weights only, always folded: torchao's quantize_affine over the blocks,
+ *                        then y = dequantize_linear(<x>_q, scale, zero_point) {axis, block_size}: ONNX's
+ *                        blocked DequantizeLinear, (q - zp) * scale in float32 as torchao's
+ *                        dequantize_affine (INT / NONE zero-point domain); one axis split into blocks
  * Node names: `<x>_q`, `<x>_dq` (`_1`, `_2`, ... when taken); qparam constants `<x>_scale`,
  * `<x>_zero_point`, shared by every node of one observer. A quantize / dequantize made from an output
  * observer carries the observed node's debug handle. The prepared program is untouched.
@@ -56,6 +63,11 @@ interface Quantization {
   readonly isDynamic: boolean;
   /** Base name for the qparam constants. */
   readonly base: string;
+  /** Per-group (torchao block size) quantization, with the observer's zero-point domain. */
+  readonly blockSize?: readonly number[];
+  readonly zeroPointDomain?: ObserverZeroPointDomain;
+  /** The block size the observer reduces a tensor of `shape` with, when it says (torchao granularity). */
+  readonly observerBlockSize?: (shape: readonly number[]) => number[] | undefined;
   readonly quantMin: number;
   readonly quantMax: number;
   readonly chAxis: number | undefined;
@@ -185,6 +197,7 @@ export function convertPt2e(prepared: PreparedProgram, opts: ConvertOptions = {}
       nodes.push(choose, qn, dq);
       return dq.outputs[0]!;
     }
+    if (q.blockSize !== undefined) return emitBlocked(x, q, q.blockSize, node, meta);
     const p = qparamConsts(q, node);
     const qop = p.perChannel ? "quantize_per_channel" : "quantize_per_tensor";
     const dqop = p.perChannel ? "dequantize_per_channel" : "dequantize_per_tensor";
@@ -205,6 +218,55 @@ export function convertPt2e(prepared: PreparedProgram, opts: ConvertOptions = {}
       qValue = qn.outputs[0]!;
     }
     const dq = w.makeNode(dqop, `${x}_dq`, [qValue, p.scale, p.zeroPoint], p.attrs, meta);
+    nodes.push(dq);
+    return dq.outputs[0]!;
+  };
+
+  /** A per-group weight: folded integers and an ONNX blocked dequantize_linear (see the doc above). */
+  const emitBlocked = (x: string, q: Quantization, blockSize: readonly number[], node: string, meta: NodeMeta): string => {
+    const constant = w.constants[x];
+    if (constant === undefined) {
+      fail("UNSUPPORTED", `per-group quantization (blockSize ${JSON.stringify(blockSize)}) of the activation '${x}'`, node,
+        "per-group specs quantize constant weights; quantize activations per tensor, or per token with a dynamic spec");
+    }
+    if (!foldQuantize) fail("UNSUPPORTED", `per-group weight '${x}' can only be converted folded`, node, "convert with foldQuantize: true");
+    const cacheKey = `${q.key}\u0000${x}\u0000blocked`;
+    const hit = foldCache.get(cacheKey);
+    if (hit !== undefined) {
+      const dq = w.makeNode("dequantize_linear", `${x}_dq`, JSON.parse(hit) as string[], blockedAttrs(blockSize, constant.tensor.shape, node), meta);
+      nodes.push(dq);
+      return dq.outputs[0]!;
+    }
+    const t = constant.tensor;
+    const attrs = blockedAttrs(blockSize, t.shape, node);
+    const domain = q.zeroPointDomain ?? "int";
+    if (domain === "float") {
+      fail("UNSUPPORTED", `per-group weight '${x}' has a float zero-point domain, which DequantizeLinear cannot express`, node, "use zeroPointDomain 'int' (torchao's current default)");
+    }
+    const { scale, zeroPoint } = q.qparams();
+    const sshape = t.shape.map((d, i) => (i === attrs.axis ? Math.ceil(d / attrs.block_size) : d));
+    // The observer's own blocks (torchao get_block_size of its granularity) must be the spec's.
+    const observed = q.observerBlockSize?.(t.shape);
+    const want = t.shape.flatMap((d, i) => (blockSize[i] === 1 ? [d] : blockSize[i] === d ? [] : [d / blockSize[i]!]));
+    const differs = observed !== undefined
+      ? observed.length !== blockSize.length || observed.some((b, i) => b !== blockSize[i])
+      : scale.shape.length !== want.length || scale.shape.some((d, i) => d !== want[i]);
+    if (differs) {
+      fail("BAD_CONFIG", `the observer's blocks of '${x}' (${observed !== undefined ? `blockSize ${JSON.stringify(observed)}` : `scales [${scale.shape.join(", ")}]`}) differ from the spec's blockSize ${JSON.stringify(blockSize)}`, node,
+        "make the observer's granularity and the spec's blockSize describe the same groups (torchao's per_group runs along the last axis)");
+    }
+    const qt = quantizeAffine(t, blockSize, scale, domain === "none" ? null : zeroPoint, q.dtype, q.quantMin, q.quantMax,
+      domain === "none" ? AffineDomain.NONE : AffineDomain.INT);
+    const scaleValues = new Float32Array(numel(sshape));
+    for (let i = 0; i < scaleValues.length; i++) scaleValues[i] = getElement(scale, i);
+    const inputs = [w.addConstant(`${x}_q`, qt), w.addConstant(`${q.base}_scale`, tensor("float32", sshape, scaleValues))];
+    if (domain !== "none") {
+      const zp = zeros(q.dtype, sshape);
+      for (let i = 0; i < numel(sshape); i++) setElement(zp, i, getElement(zeroPoint, i));
+      inputs.push(w.addConstant(`${q.base}_zero_point`, zp));
+    }
+    foldCache.set(cacheKey, JSON.stringify(inputs));
+    const dq = w.makeNode("dequantize_linear", `${x}_dq`, inputs, attrs, meta);
     nodes.push(dq);
     return dq.outputs[0]!;
   };
@@ -263,8 +325,9 @@ function quantizationOfModule(
   const spec = group.spec;
   const info = dtypeInfo(spec.dtype);
   const range = moduleRange(m);
-  if (spec.kind === "spec" && spec.blockSize !== undefined) {
-    fail("UNSUPPORTED", `per-group quantization (blockSize ${JSON.stringify(spec.blockSize)}) has no QDQ representation here`, node, "use per-tensor or per-channel specs");
+  const blockSize = spec.kind === "spec" ? spec.blockSize : undefined;
+  if (blockSize !== undefined && (spec.isDynamic === true || isFakeQuantize(m))) {
+    fail("UNSUPPORTED", `per-group quantization (blockSize ${JSON.stringify(blockSize)}) is supported for observed (PTQ) weights only`, node);
   }
   const chAxis = isFakeQuantize(m) ? (m.isPerChannel ? m.chAxis : undefined) : (m as { chAxis?: number }).chAxis ?? (spec.kind === "spec" ? spec.chAxis : undefined);
   const inner = innerObserver(m);
@@ -275,6 +338,15 @@ function quantizationOfModule(
     qscheme: spec.qscheme,
     isDynamic: spec.isDynamic === true,
     base: baseName(group.targets[0]!),
+    ...(blockSize !== undefined ? {
+      blockSize,
+      zeroPointDomain: (inner as { zeroPointDomain?: ObserverZeroPointDomain }).zeroPointDomain ?? "int",
+      // torchao get_block_size of the observer's granularity (AffineQuantizedMinMaxObserver keeps one).
+      observerBlockSize: (shape: readonly number[]) => {
+        const g = (inner as { granularity?: Granularity }).granularity;
+        return g === undefined ? undefined : blockSizeFor(g, shape);
+      },
+    } : {}),
     quantMin: range?.quantMin ?? spec.quantMin ?? info.min,
     quantMax: range?.quantMax ?? spec.quantMax ?? info.max,
     chAxis,
@@ -321,6 +393,20 @@ function quantizationOfDerived(
       }
     },
   };
+}
+
+/**
+ * ONNX's blocked DequantizeLinear splits one axis into blocks and keeps every other axis per element:
+ * a torchao block size is expressible when exactly one entry differs from 1.
+ */
+function blockedAttrs(blockSize: readonly number[], shape: readonly number[], node: string): { axis: number; block_size: number } {
+  if (blockSize.length !== shape.length) fail("BAD_CONFIG", `blockSize ${JSON.stringify(blockSize)} does not match the weight's rank ${shape.length}`, node);
+  const split = blockSize.flatMap((b, d) => (b !== 1 ? [d] : []));
+  if (split.length !== 1) {
+    fail("UNSUPPORTED", `blockSize ${JSON.stringify(blockSize)} splits ${split.length} axes; blocked dequantize_linear splits exactly one`, node,
+      "use a block size like [1, groupSize] (per row and group)");
+  }
+  return { axis: split[0]!, block_size: blockSize[split[0]!]! };
 }
 
 /** The name the qparam constants of a group derive from: the value it first quantizes. */

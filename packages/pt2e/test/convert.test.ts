@@ -10,7 +10,7 @@ import {
 } from "@qforge/ir";
 import { runGraph, runOp, runProgram } from "@qforge/runtime";
 import {
-  derivedBiasSpec, edge, EmbeddingQuantizer, getSymmetricQuantizationConfig, sharedWith, XnnpackQuantizer,
+  derivedBiasSpec, edge, EmbeddingQuantizer, getSymmetricQuantizationConfig, sharedWith, XnnpackQuantizer, type QuantizationSpec,
 } from "@qforge/quantizer";
 import { calibrate, convertPt2e, duplicateDequantize, innerObserver, preparePt2e, runPrepared, type PreparedProgram } from "../src/index.js";
 import {
@@ -368,5 +368,59 @@ describe("convertPt2e: programs", () => {
     expect(bq.attrs["dtype"]).toBe("int32");
     expect(constant(g, bq.inputs[1]!).shape).toEqual([]);
     expect(constant(g, bq.inputs[1]!).dtype).toBe("float32");
+  });
+});
+
+describe("convertPt2e: per-group (blockSize) weights", () => {
+  /** int4 symmetric groups along one axis of the weight, through torchao's affine observer. */
+  const groupSpec = (blockSize: number[], groupSize: number): QuantizationSpec => ({
+    kind: "spec", dtype: "int4", quantMin: -8, quantMax: 7, qscheme: "per_channel_symmetric", chAxis: 0, blockSize,
+    observerOrFakeQuant: {
+      kind: "AffineQuantizedMinMaxObserver",
+      options: { mappingType: "symmetric", targetDtype: "int4", granularity: { kind: "per_group", groupSize }, quantMin: -8, quantMax: 7 },
+    },
+  });
+  const conv = (spec: QuantizationSpec, on: "weight" | "input") => quantizerOf((ctx, g) => {
+    const n = g.nodes.find((x) => x.op === "conv")!;
+    ctx.annotate(n.name, { inputQSpecMap: { [n.inputs[on === "weight" ? 1 : 0]!]: spec } });
+  });
+
+  it("folds the weight into int4 integers behind one blocked dequantize_linear that reproduces torchao's dequantize", () => {
+    // conv weight [4, 3, 3, 3]: groups of 3 along the last axis (torchao's per_group granularity).
+    const spec = groupSpec([1, 1, 1, 3], 3);
+    const ep = convRelu();
+    const conv1 = convertPt2e(calibrated(ep, conv(spec, "weight"), [1, 3, 6, 6], 1));
+    const dq = conv1.graph.nodes.filter((n) => n.op === "dequantize_linear");
+    expect(dq).toHaveLength(1);
+    expect(dq[0]!.attrs).toEqual({ axis: 3, block_size: 3 });
+    const [q, scale, zp] = dq[0]!.inputs.map((v) => constant(conv1.graph, v));
+    expect([q!.dtype, zp!.dtype, scale!.dtype]).toEqual(["int4", "int4", "float32"]);
+    expect(scale!.shape).toEqual([4, 3, 3, 1]);
+    // Every integer lies in range and the dequantized weight is within half a step of the float one.
+    const w = toNumbers(constant(ep.graph, "conv.weight"));
+    const [deq] = runOp("dequantize_linear", [q!, scale!, zp!], { axis: 3, block_size: 3 });
+    const d = toNumbers(deq!);
+    const qs = toNumbers(q!);
+    const sc = toNumbers(scale!);
+    for (let i = 0; i < w.length; i++) {
+      expect(qs[i]).toBeGreaterThanOrEqual(-8);
+      expect(qs[i]).toBeLessThanOrEqual(7);
+      const block = Math.floor(i / 3); // [o, c, kh, kw] -> [o, c, kh, 0]
+      expect(Math.abs(d[i]! - w[i]!)).toBeLessThanOrEqual(sc[block]! / 2 + 1e-7);
+    }
+  });
+
+  it("refuses a block size that splits two axes, blocks the observer does not make, and per-group activations", () => {
+    const ep = convRelu();
+    expect(() => convertPt2e(calibrated(ep, conv(groupSpec([1, 3, 1, 1], 3), "weight"), [1, 3, 6, 6], 1))).toThrow(/differ from the spec's blockSize/);
+    expect(() => convertPt2e(calibrated(ep, conv(groupSpec([2, 3, 1, 1], 3), "weight"), [1, 3, 6, 6], 1))).toThrow(/splits 2 axes/);
+    let err: unknown;
+    try {
+      convertPt2e(calibrated(ep, conv(groupSpec([1, 1, 1, 3], 3), "input"), [1, 3, 6, 6], 1));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toMatchObject({ code: "UNSUPPORTED" });
+    expect(String((err as Error).message)).toMatch(/activation 'x'/);
   });
 });
