@@ -16,3 +16,10 @@ export {
 export { DataType, AttributeType, DataLocation, ContainerElemType, dtypeFromOnnx, onnxFromDType, onnxTypeName } from "./proto/enums.js";
 export { ONNX_PROTO } from "./proto/schema.js";
 export type * from "./proto/types.js";
+export { isUnexpectedImportError } from "./import/import.js";
+export {
+  exportOnnx, exportModelProto, saveOnnx, irVersionForOpset, EXPORT_ROWS, type ExportOptions, type ExportForm,
+} from "./export/export.js";
+export { MIN_EXPORT_OPSET } from "./export/context.js";
+export type { ExportRow } from "./export/rows.js";
+export { unlowerQuantizedOps, UNLOWERED_OPS } from "./export/unlower.js";

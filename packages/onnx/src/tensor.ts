@@ -1,7 +1,7 @@
 import {
   QforgeError, dtypeInfo, numel, storageLength, tensor, type DType, type Tensor, type TypedArray,
 } from "@qforge/ir";
-import { decodeTensorProto, int64ToBigInt, int64ToNumber } from "./proto/codec.js";
+import { bytesOf, decodeTensorProto, int64ToBigInt, int64ToNumber } from "./proto/codec.js";
 import { DataLocation, DataType, dtypeFromOnnx, onnxFromDType, onnxTypeName } from "./proto/enums.js";
 import type { TensorProto } from "./proto/types.js";
 import { parseExternalData, readExternalData } from "./external.js";
@@ -90,6 +90,19 @@ function typedField(dtype: DType): "float_data" | "double_data" | "int64_data" |
 
 const TYPED_FIELDS = ["float_data", "double_data", "int64_data", "uint64_data", "int32_data", "string_data"] as const;
 
+/**
+ * Bytes of storage a tensor of `dims` needs (packed sub-byte dtypes rounded up to whole bytes);
+ * Infinity when the element count is beyond 2^53, so that a comparison with a cap still refuses it.
+ */
+export function declaredBytes(dtype: DType, dims: readonly number[]): number {
+  // An empty dim first: [2^60, 2^60, 2^60, 2^60, 2^60, 2^60, 0] must not multiply through Infinity to NaN.
+  if (dims.includes(0)) return 0;
+  let count = 1;
+  for (const d of dims) count *= d;
+  if (count > Number.MAX_SAFE_INTEGER) return Infinity;
+  return storageLength(dtype, count) * BYTES_PER[dtypeInfo(dtype).storage];
+}
+
 /** Dims as numbers with the element count; a declared size over the byte limit is BAD_MODEL before anything is allocated. */
 export function checkedDims(dimsIn: readonly unknown[], dtype: DType, maxBytes: number, name: string): { dims: number[]; count: number; bytes: number } {
   const dims = dimsIn.map((d, i) => {
@@ -97,10 +110,8 @@ export function checkedDims(dimsIn: readonly unknown[], dtype: DType, maxBytes: 
     if (n < 0) throw new QforgeError("BAD_MODEL", `tensor '${name}' has negative dim ${n}`, { node: name });
     return n;
   });
-  let count = 1;
-  for (const d of dims) count *= d;
-  const per = BYTES_PER[dtypeInfo(dtype).storage];
-  const bytes = count > Number.MAX_SAFE_INTEGER ? Infinity : storageLength(dtype, count) * per;
+  const bytes = declaredBytes(dtype, dims);
+  const count = bytes === 0 ? 0 : dims.reduce((a, b) => a * b, 1);
   if (bytes > maxBytes) {
     throw new QforgeError("BAD_MODEL", `tensor '${name}' declares dims [${dims.join(", ")}] of ${dtype}: ${bytes} bytes, over the ${maxBytes}-byte limit`, {
       node: name, hint: "raise opts.maxTensorBytes if the model really is this large",
@@ -147,8 +158,8 @@ export function tensorFromProto(p: TensorProto, opts: TensorReadOptions = {}): T
     throw new QforgeError("BAD_MODEL", `tensor '${name}' has unknown data_location ${p.data_location}`, { node: name });
   }
 
-  const raw = p.raw_data;
-  if (raw !== undefined && raw.length > 0) {
+  const raw = bytesOf(p.raw_data);
+  if (raw.length > 0) {
     if (raw.length !== bytes) {
       throw new QforgeError("BAD_MODEL", `tensor '${name}': raw_data has ${raw.length} bytes, ${dtype}[${dims.join(",")}] needs ${bytes}`, { node: name });
     }

@@ -1,5 +1,5 @@
 import { QforgeError, type AttrValue } from "@qforge/ir";
-import { int64ToBigInt, int64ToClampedNumber } from "../proto/codec.js";
+import { bytesOf, int64ToBigInt, int64ToClampedNumber } from "../proto/codec.js";
 import { AttributeType } from "../proto/enums.js";
 import type { AttributeProto, TensorProto } from "../proto/types.js";
 
@@ -89,7 +89,7 @@ export class OnnxAttrs {
   string(name: string, dflt: string): string;
   string(name: string, dflt?: string): string | undefined {
     const a = this.get(name, AttributeType.STRING);
-    return a === undefined ? dflt : utf8.decode(a.s ?? new Uint8Array(0));
+    return a === undefined ? dflt : utf8.decode(bytesOf(a.s));
   }
 
   ints(name: string): number[] | undefined {
@@ -105,7 +105,7 @@ export class OnnxAttrs {
 
   strings(name: string): string[] | undefined {
     const a = this.get(name, AttributeType.STRINGS);
-    return a === undefined ? undefined : (a.strings ?? []).map((s) => utf8.decode(s));
+    return a === undefined ? undefined : (a.strings ?? []).map((s) => utf8.decode(bytesOf(s)));
   }
 
   tensorProto(name: string): TensorProto | undefined {

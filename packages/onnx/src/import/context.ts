@@ -4,7 +4,7 @@ import {
   type QforgeErrorCode, type Tensor, type ValueType,
 } from "@qforge/ir";
 import type { TensorProto } from "../proto/types.js";
-import { tensorFromProto, type TensorReadOptions } from "../tensor.js";
+import { DEFAULT_MAX_TENSOR_BYTES, declaredBytes, tensorFromProto, type TensorReadOptions } from "../tensor.js";
 import type { OnnxAttrs } from "./attrs.js";
 
 /**
@@ -29,9 +29,26 @@ export const FOLDABLE_OPS: ReadonlySet<string> = new Set([
   "reduce_prod", "reduce_sum", "reduce_max", "reduce_min",
 ]);
 
+/**
+ * Refuses a statically sized value over the byte cap (a graph input, or a node output whose inferred
+ * shape is static): an absurd declared size is the model's error at import, not an allocation
+ * failure (RangeError / out of memory) when the graph later runs.
+ */
+export function checkValueSize(shape: readonly Dim[], dtype: DType, maxBytes: number, what: string, node: string): void {
+  if (shape.some((d) => typeof d !== "number")) return;
+  const bytes = declaredBytes(dtype, shape as number[]);
+  if (bytes > maxBytes) {
+    throw new QforgeError("BAD_MODEL", `${what} is ${dtype}[${shape.join(", ")}]: ${bytes} bytes, over the ${maxBytes}-byte limit`, {
+      node, hint: "raise opts.maxTensorBytes if the model really is this large",
+    });
+  }
+}
+
 /** Names: ONNX value names are kept exactly; everything qforge adds gets a fresh name that no ONNX value uses. */
 export class NameScope {
   private readonly taken = new Set<string>();
+  /** The next suffix to try per base: 20000 unnamed Relu nodes must not retry relu_1..relu_k each time. */
+  private readonly nextSuffix = new Map<string, number>();
 
   constructor(private readonly reserved: ReadonlySet<string>) {}
 
@@ -46,7 +63,11 @@ export class NameScope {
     const clean = base === "" ? "v" : base;
     const free = (n: string): boolean => !this.taken.has(n) && !this.reserved.has(n);
     let name = clean;
-    for (let i = 1; !free(name); i++) name = `${clean}_${i}`;
+    let i = this.nextSuffix.get(clean) ?? 1;
+    if (!free(name)) {
+      do name = `${clean}_${i++}`; while (!free(name));
+    }
+    this.nextSuffix.set(clean, i);
     this.taken.add(name);
     return name;
   }
@@ -140,6 +161,12 @@ export class ImportState {
     if (this.tryFold(op, inputs, attrs, outputs, name)) return;
     const refs = inputs.map((v) => this.ref(v, name));
     this.b.node(op, refs, attrs, { name, outputs: [...outputs], meta });
+    const maxBytes = this.tensorOptions.maxTensorBytes ?? DEFAULT_MAX_TENSOR_BYTES;
+    for (const o of outputs) {
+      if (o === "") continue;
+      const t = this.b.typeOf(o);
+      checkValueSize(t.shape, t.dtype, maxBytes, `output '${o}' of ${op}`, name);
+    }
   }
 
   private tryFold(op: string, inputs: readonly string[], attrs: Record<string, AttrValue>, outputs: readonly string[], name: string): boolean {

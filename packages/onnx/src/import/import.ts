@@ -1,12 +1,13 @@
 import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
-import { QforgeError, isQforgeError, type Dim, type ExportedProgram, type NodeMeta, type ValueType } from "@qforge/ir";
+import { QforgeError, isQforgeError, type DType, type Dim, type ExportedProgram, type NodeMeta } from "@qforge/ir";
 import { decodeModelProto, int64ToBigInt, int64ToNumber } from "../proto/codec.js";
 import type { GraphProto, ModelProto, ValueInfoProto } from "../proto/types.js";
 import { DEFAULT_MAX_TENSOR_BYTES, dtypeForValue, tensorFromProto } from "../tensor.js";
 import { OnnxAttrs } from "./attrs.js";
-import { ImportState, makeNodeContext, type FoldFn } from "./context.js";
+import { ImportState, checkValueSize, makeNodeContext, type FoldFn } from "./context.js";
 import { topologicalNodes } from "./graph-order.js";
+import { applyKnownSizes } from "./input-shapes.js";
 import { OP_BY_NAME } from "./ops.js";
 
 /** The newest default-domain opset whose operator forms the importer knows. */
@@ -21,8 +22,22 @@ export interface ImportOptions {
   fold?: FoldFn;
   /** The folder external data is read from (default: the model file's folder when importing a path). */
   baseDir?: string;
-  /** Largest storage one tensor may declare, in bytes (default 2 GiB). */
+  /**
+   * Largest storage one tensor may declare, in bytes (default 2 GiB): initializers, Constant
+   * tensors, graph inputs and every statically shaped value the graph computes. Larger is BAD_MODEL,
+   * reported before anything is allocated.
+   */
   maxTensorBytes?: number;
+  /**
+   * Known sizes of graph inputs by name, e.g. `{ x: [1, 3, 48, 320] }`: replaces the declared shape
+   * (ranks must match, static dims must agree; an input without a declared shape gets this one).
+   * With static inputs every shape inferred downstream is static, Shape/Size fold, and with `fold`
+   * the Shape -> Gather/Slice -> Concat -> Reshape chains exporters emit become constants. Without
+   * it, dynamic dims stay symbolic and the graph runs for any size.
+   */
+  inputShapes?: Readonly<Record<string, readonly number[]>>;
+  /** Sizes for symbolic dims by their `dim_param` name, e.g. `{ batch: 1 }`, in every graph input. */
+  dimValues?: Readonly<Record<string, number>>;
 }
 
 /**
@@ -51,6 +66,18 @@ export async function importOnnx(input: Uint8Array | string, opts: ImportOptions
   return importModelProto(model, { ...opts, ...(baseDir !== undefined ? { baseDir } : {}) });
 }
 
+/** The errors made by importModelProto's safety net (see isUnexpectedImportError). */
+const unexpected = new WeakSet<object>();
+
+/**
+ * True for the BAD_MODEL error that importOnnx throws when an exception other than a QforgeError
+ * escaped the importer's own checks. The model is still refused with a typed error, but reaching this
+ * net means a check is missing: the fuzz tests fail on it.
+ */
+export function isUnexpectedImportError(e: unknown): boolean {
+  return typeof e === "object" && e !== null && unexpected.has(e);
+}
+
 /** Imports an already decoded ModelProto (see importOnnx). */
 export function importModelProto(model: ModelProto, opts: ImportOptions = {}): ExportedProgram {
   try {
@@ -60,7 +87,11 @@ export function importModelProto(model: ModelProto, opts: ImportOptions = {}): E
     // Whatever slipped through the checks (a malformed model reaching an unguarded path) is still the
     // model's problem to report, never a bare TypeError/RangeError.
     const msg = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-    throw new QforgeError("BAD_MODEL", `the model could not be imported: ${msg}`, { cause: e });
+    const err = new QforgeError("BAD_MODEL", `the model could not be imported: ${msg}`, {
+      cause: e, hint: "the importer met a case its checks do not cover; please report the model",
+    });
+    unexpected.add(err);
+    throw err;
   }
 }
 
@@ -92,7 +123,8 @@ class DimSymbols {
   }
 }
 
-function inputType(vi: ValueInfoProto, name: string, symbols: DimSymbols): ValueType {
+/** A graph input's dtype and declared dims (undefined: the model gives no shape, i.e. unknown rank). */
+function declaredInput(vi: ValueInfoProto, name: string, symbols: DimSymbols, maxBytes: number): { dtype: DType; dims: Dim[] | undefined } {
   const t = vi.type;
   if (t === null || t === undefined) throw new QforgeError("BAD_MODEL", `graph input '${name}' has no type`, { node: name });
   const kind = t.value;
@@ -102,11 +134,7 @@ function inputType(vi: ValueInfoProto, name: string, symbols: DimSymbols): Value
   }
   const dtype = dtypeForValue(t.tensor_type.elem_type ?? 0, `graph input '${name}'`);
   const shape = t.tensor_type.shape;
-  if (shape === null || shape === undefined) {
-    throw new QforgeError("UNSUPPORTED", `graph input '${name}' has no shape (unknown rank)`, {
-      node: name, hint: "give the input a shape (dims may be symbolic) before importing",
-    });
-  }
+  if (shape === null || shape === undefined) return { dtype, dims: undefined };
   const dims: Dim[] = (shape.dim ?? []).map((d) => {
     if (d.value === "dim_value") {
       const v = int64ToNumber(d.dim_value, `a dim of graph input '${name}'`, name);
@@ -115,7 +143,8 @@ function inputType(vi: ValueInfoProto, name: string, symbols: DimSymbols): Value
     if (d.value === "dim_param" && (d.dim_param ?? "") !== "") return d.dim_param!;
     return symbols.next();
   });
-  return { dtype, shape: dims };
+  checkValueSize(dims, dtype, maxBytes, `graph input '${name}'`, name);
+  return { dtype, dims };
 }
 
 function collectDimParams(g: GraphProto): Set<string> {
@@ -172,19 +201,33 @@ function importModel(model: ModelProto, opts: ImportOptions): ExportedProgram {
   });
   for (const o of g.output ?? []) used.add(o.name ?? "");
 
-  const tensorOpts = { baseDir: opts.baseDir, maxTensorBytes: opts.maxTensorBytes ?? DEFAULT_MAX_TENSOR_BYTES };
+  const maxBytes = opts.maxTensorBytes ?? DEFAULT_MAX_TENSOR_BYTES;
+  if (typeof maxBytes !== "number" || !(maxBytes >= 0)) {
+    throw new QforgeError("BAD_INPUT", `opts.maxTensorBytes must be a non-negative number of bytes, got ${String(maxBytes)}`);
+  }
+  const tensorOpts = { baseDir: opts.baseDir, maxTensorBytes: maxBytes };
   const state = new ImportState(reserved, opts.fold, tensorOpts);
 
   // Initializers are parameters (an initializer that is also listed as an input is its default value,
   // which ONNX allows; qforge keeps it a parameter).
   for (const t of g.initializer ?? []) state.addConstant(t.name!, tensorFromProto(t, tensorOpts), "parameter");
   const symbols = new DimSymbols(collectDimParams(g));
-  const signatureInputs: string[] = [];
+  const declared = new Map<string, { dtype: DType; dims: Dim[] | undefined }>();
   for (const vi of g.input ?? []) {
     const name = vi.name!;
-    if (initializerNames.has(name)) continue;
-    const t = inputType(vi, name, symbols);
-    state.input(name, t.dtype, t.shape);
+    if (!initializerNames.has(name)) declared.set(name, declaredInput(vi, name, symbols, maxBytes));
+  }
+  const shapes = applyKnownSizes(new Map([...declared].map(([n, d]) => [n, d.dims])), opts);
+  const signatureInputs: string[] = [];
+  for (const [name, { dtype }] of declared) {
+    const dims = shapes.get(name);
+    if (dims === undefined) {
+      throw new QforgeError("UNSUPPORTED", `graph input '${name}' has no shape (unknown rank)`, {
+        node: name, hint: "pass its shape in opts.inputShapes (or give the input a shape, dims may be symbolic) before importing",
+      });
+    }
+    checkValueSize(dims, dtype, maxBytes, `graph input '${name}'`, name);
+    state.input(name, dtype, dims);
     signatureInputs.push(name);
   }
 

@@ -61,6 +61,15 @@ function bigintsToStrings(v: unknown): unknown {
   return out;
 }
 
+/**
+ * A bytes field as a Uint8Array. protobufjs hands out a shared empty plain Array for an absent
+ * bytes field (its proto3 default), not a Uint8Array; this normalizes that (and anything else that is
+ * not bytes) to an empty view.
+ */
+export function bytesOf(v: unknown): Uint8Array {
+  return v instanceof Uint8Array ? v : new Uint8Array(0);
+}
+
 /** An int64 field value as a bigint (exact). */
 export function int64ToBigInt(v: Int64 | null | undefined): bigint {
   if (v === null || v === undefined) return 0n;
