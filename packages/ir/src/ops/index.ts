@@ -5,5 +5,6 @@ import "./nn.js";
 import "./shape.js";
 import "./quantized.js";
 import "./pt2e.js";
+import "./ao.js";
 export * from "./registry.js";
 export { windowAttrs, windowOutDim } from "./linalg.js";
