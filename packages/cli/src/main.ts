@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import { isQforgeError } from "@qforge/ir";
 import { dump, type DumpFormat } from "./commands/dump.js";
 import { compareCommand } from "./commands/compare.js";
+import { quantizeCommand } from "./commands/quantize.js";
 import { runGolden } from "./conformance/golden.js";
 import { runOnnxNodeTests } from "./conformance/onnx.js";
 
@@ -16,6 +17,14 @@ commands:
       print the numeric debugger's per-node SQNR against the float model, worst node first
   compare <float.qf|.onnx> <quant.qf> --input <tensor.json> [--by local|sqnr] [--limit N]
       the same table for two given graphs (nodes matched through meta.debugHandle)
+  quantize <in.onnx|.qf> --out <out.onnx|.qf> [--calib <dir>] [options]
+      post-training quantization; writes the output atomically and prints what was quantized
+      --mode static|dynamic|weight-only   (default static; static needs --calib)
+      --quantizer xnnpack|x86 [--per-channel] --method minmax|histogram|percentile|entropy
+      --weight-only int4|int8 (= --mode weight-only --weight-bits 4|8) [--group-size N] (0: per channel)
+      --exclude-nodes a,b  --exclude-op-types Conv,MatMul  --form qdq|qoperator  --limit N
+      calibration folder: *.png, *.npy, *.json samples; images: --size HxW | --height H [--max-width W]
+        --channels rgb|bgr|gray --layout nchw|nhwc --scale 1/255 --mean 0.5,0.5,0.5 --std 0.5,0.5,0.5
   conformance golden <dir>
       run PyTorch golden cases (observers.json, fake_quant.json, ...) found in <dir>
   conformance onnx <dir>
@@ -43,6 +52,15 @@ export async function main(argv: readonly string[], out: (s: string) => void = (
       }
       case "compare": {
         const text = await compareCommand(rest);
+        if (text === undefined) {
+          out(USAGE);
+          return 2;
+        }
+        out(text);
+        return 0;
+      }
+      case "quantize": {
+        const text = await quantizeCommand(rest);
         if (text === undefined) {
           out(USAGE);
           return 2;
