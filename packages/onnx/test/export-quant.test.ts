@@ -365,3 +365,22 @@ describe("lowered programs (lowerQdq)", () => {
     expect(maxAbsDiff(want!, got!)).toBeLessThanOrEqual(1e-4);
   });
 });
+
+describe("exportOnnx: ONNX's own quantize_linear / dequantize_linear", () => {
+  it("leaves an explicit block_size of 0 out, so opset 13 models load in onnxruntime", async () => {
+    const b = new GraphBuilder();
+    const x = b.input("x", "float32", [2, 3]);
+    const s = b.constant("s", scalar("float32", 0.05));
+    const z = b.constant("z", scalar("uint8", 128));
+    const q = b.node1("quantize_linear", [x, s, z], { block_size: 0, axis: 1 }, { name: "q" });
+    const y = b.node1("dequantize_linear", [q, s, z], { block_size: 0, axis: 1 }, { name: "dq" });
+    b.output(y);
+    const ep = programFromGraph(b.build());
+    const bytes = exportOnnx(ep);
+    const attrs = decodeModelProto(bytes).graph!.node!.flatMap((n) => (n.attribute ?? []).map((a) => a.name));
+    expect(attrs).not.toContain("block_size");
+    const input = rand([2, 3], 3);
+    const [ort0] = await runOrt(bytes, [input]);
+    expect(maxAbsDiff(runProgram(ep, [input])[0]!, ort0!)).toBeLessThanOrEqual(1e-7);
+  });
+});

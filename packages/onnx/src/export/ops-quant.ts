@@ -177,6 +177,12 @@ function linearSince(quantized: DType, scale: DType, blockSize: number, outputDT
   return s;
 }
 
+/** block_size exists from opset 21 only: write it when blocked, leave the default 0 out (older opsets refuse it). */
+function pushBlockSize(n: Node, attrs: ReturnType<typeof schemaAttrs>): void {
+  const b = (n.attrs.block_size as number | undefined) ?? 0;
+  if (b !== 0) attrs.push(attr.int("block_size", b));
+}
+
 function quantizeLinearDType(n: Node, c: SinceContext): DType {
   const zp = n.inputs[2] ?? "";
   return zp !== "" ? c.type(zp).dtype : ((n.attrs.output_dtype as DType | undefined) ?? "uint8");
@@ -192,7 +198,8 @@ const quantizeLinear = exportRow("quantize_linear", "QuantizeLinear", (n, c) => 
   if (xType !== scaleType && xType !== "int32") c.fail(`x is ${xType} and y_scale ${scaleType}; up to opset 21 they must match`);
   const precision = n.attrs.precision as DType | undefined;
   if (precision !== undefined && precision !== scaleType) c.fail(`precision ${precision} needs a newer opset than 21`);
-  const attrs = schemaAttrs(n, ["output_dtype", "precision", "saturate"]);
+  const attrs = schemaAttrs(n, ["output_dtype", "precision", "saturate", "block_size"]);
+  pushBlockSize(n, attrs);
   if (n.attrs.output_dtype !== undefined) attrs.push(attr.dtype("output_dtype", n.attrs.output_dtype as string, n.name));
   if (n.attrs.saturate !== undefined && dtypeInfo(dtype).kind === "float") attrs.push(attr.int("saturate", n.attrs.saturate as number));
   c.emit("QuantizeLinear", n.inputs.map((v) => c.value(v)), attrs, [c.name(n.outputs[0]!)]);
@@ -205,7 +212,9 @@ const dequantizeLinear = exportRow("dequantize_linear", "DequantizeLinear", (n, 
   if (!Number.isFinite(qdtypeSince(dtype))) c.fail(`DequantizeLinear cannot read ${dtype} up to opset 21`);
   const out = n.attrs.output_dtype as DType | undefined;
   if (out !== undefined && out !== c.type(n.inputs[1]!).dtype) c.fail(`output_dtype ${out} differs from the scale's dtype; that needs opset 23`);
-  c.emit("DequantizeLinear", n.inputs.map((v) => c.value(v)), schemaAttrs(n, ["output_dtype"]), [c.name(n.outputs[0]!)]);
+  const attrs = schemaAttrs(n, ["output_dtype", "block_size"]);
+  pushBlockSize(n, attrs);
+  c.emit("DequantizeLinear", n.inputs.map((v) => c.value(v)), attrs, [c.name(n.outputs[0]!)]);
 }, "`block_size` needs opset 21; `output_dtype` only when it is the scale's dtype (opset 23 otherwise)");
 
 /** Ops that only live in prepared (not converted) programs. */
