@@ -179,7 +179,9 @@ export function allClose(a: Tensor, b: Tensor, rtol = 1e-5, atol = 1e-8): CloseR
     if (x === y) continue;
     const d = Math.abs(x - y);
     if (!Number.isNaN(d) && d > maxAbs) maxAbs = d;
-    if (!(d <= atol + rtol * Math.abs(y)) && firstBad < 0) firstBad = i;
+    // An infinity only matches itself (x === y above): |inf - y| <= rtol * |inf| would hold for -inf too.
+    const infinite = !Number.isFinite(x) || !Number.isFinite(y);
+    if ((infinite || !(d <= atol + rtol * Math.abs(y))) && firstBad < 0) firstBad = i;
   }
   const ok = firstBad < 0;
   const message = ok ? "ok" : `element ${firstBad}: ${getElement(a, firstBad)} vs ${getElement(b, firstBad)} (max |diff| ${maxAbs})`;
