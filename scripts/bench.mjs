@@ -18,7 +18,13 @@ for (const [name, fn] of [["quant", benchQuant], ["observers", benchObservers]])
   if (onTty) process.stderr.write(`running ${name} benchmarks...\n`);
   rows.push(...fn({ n }));
 }
-const cols = ["case", "impl", "tier", "threads", "median_ms", "throughput", "unit"];
+// @qforge/backend-cpu: qforge's native and WebAssembly tiers against onnxruntime-node on the same inputs.
+{
+  if (onTty) process.stderr.write("running backend-cpu benchmarks (qforge vs onnxruntime-node)...\n");
+  const { benchCpu } = await import(join(root, "packages/backend-cpu/scripts/bench-cpu.mjs"));
+  rows.push(...(await benchCpu({ quick, log: (m) => { if (onTty) process.stderr.write(`${m}\n`); } })));
+}
+const cols = ["case", "impl", "tier", "threads", "median_ms", "throughput", "unit", "speedup_vs_ort"];
 const fmt = (v) => (typeof v === "number" ? (Math.abs(v) >= 1e5 ? v.toExponential(3) : v.toFixed(3)) : String(v ?? ""));
 const table = [cols, ...rows.map((r) => cols.map((c) => fmt(r[c])))];
 const widths = cols.map((_, i) => Math.max(...table.map((r) => r[i].length)));

@@ -12,5 +12,7 @@ export { registerKernel, getKernel, hasKernel, listKernels, type Kernel, type Ke
 export { runOp } from "./eager.js";
 export { runGraph, runProgram, type RunOptions, type GraphRunResult } from "./interpreter.js";
 export { referenceBackend, type Backend, type Session } from "./backend.js";
+export { compile, registerBackend, getBackend, listBackends, type CompileOptions, type PlanEntry } from "./backend.js";
 export { erf, erfc, roundHalfEven } from "./util/math.js";
+export { onnxConvGeometry, type ConvGeometry } from "./quantized/int-core.js";
 export { checkQuantizedOpCase, type QuantizedOpCaseResult } from "./golden/quantized-ops.js";
