@@ -7,3 +7,4 @@ import "./norm.js";
 import "./reduce.js";
 import "./resize.js";
 import "./shape.js";
+import "./ao.js";
