@@ -5,6 +5,7 @@ import type { PartitionFilter } from "./filters.js";
 import type { AnnotateContext } from "./quantizer.js";
 import type { QuantizationSpecBase } from "./spec.js";
 import { findChains, type OpChoice } from "./views.js";
+import { annotateActivationMatmuls, annotateOnnxLinears } from "./onnx-patterns.js";
 
 /**
  * The annotators of torch's XNNPACKQuantizer (xnnpack_quantizer_utils.py `OP_TO_ANNOTATOR`), over the
@@ -95,8 +96,13 @@ function annotatedProducer(ctx: AnnotateContext, value: string): Node | undefine
   return a?.annotated === true && a.outputQSpec !== undefined && a.outputQSpec !== null ? v.node : undefined;
 }
 
+/**
+ * Nodes of the given ops whose first input is a float32 tensor: torch's annotators skip non-float
+ * tensors (`_is_input_non_float_tensor`), e.g. the int64 shape arithmetic (shape -> slice -> concat
+ * -> reshape) of exported graphs.
+ */
 function nodesWithOp(ctx: AnnotateContext, ops: readonly string[]): Node[] {
-  return ctx.graph.nodes.filter((n) => ops.includes(n.op) && n.inputs.length > 0 && n.inputs[0] !== "");
+  return ctx.graph.nodes.filter((n) => ops.includes(n.op) && n.inputs.length > 0 && n.inputs[0] !== "" && ctx.valueType(n.inputs[0]!)?.dtype === "float32");
 }
 
 /**
@@ -126,7 +132,7 @@ const concat: Annotator = (ctx, config, accepts) => {
   const act = getInputActQSpec(config);
   if (act === null) return;
   for (const node of nodesWithOp(ctx, ["concat"])) {
-    if (!claimable(ctx, [node], accepts)) continue;
+    if (!claimable(ctx, [node], accepts) || node.inputs.some((v) => v !== "" && ctx.valueType(v)?.dtype !== "float32")) continue;
     const first = node.inputs[0]!;
     const shared = sharedWith(edge(first, node.name));
     const map: Record<string, QuantizationSpecBase | null> = { [first]: act };
@@ -185,6 +191,9 @@ export const OP_TO_ANNOTATOR = {
   conv_bn: weightedChain(["conv", "batch_norm"], true),
   linear_relu: weightedChain(["linear", CLAMP_OPS], false),
   linear: weightedChain(["linear"], false),
+  onnx_linear_relu: (ctx, config, accepts) => annotateOnnxLinears(ctx, config, accepts, true),
+  onnx_linear: (ctx, config, accepts) => annotateOnnxLinears(ctx, config, accepts, false),
+  matmul: annotateActivationMatmuls,
   conv_relu: weightedChain(["conv", CLAMP_OPS], false),
   conv: weightedChain(["conv"], false),
   adaptive_avg_pool2d: averagePools,

@@ -28,3 +28,7 @@ export { XnnpackQuantizer, getSymmetricQuantizationConfig, type SymmetricQuantiz
 export { X86InductorQuantizer, getDefaultX86InductorQuantizationConfig, type X86QuantizationOptions } from "./x86.js";
 export { EmbeddingQuantizer, getEmbeddingQuantizationConfig } from "./embedding.js";
 export { ComposableQuantizer } from "./composable.js";
+export {
+  fuseOnnxHardswish, foldConvAffine, foldAffineIntoConv, normalizeOnnxForAnnotation, findOnnxLinears, annotateOnnxLinears, annotateActivationMatmuls, onnxLinearInputSpecs, withChannelAxis,
+  type OnnxLinear,
+} from "./onnx-patterns.js";

@@ -72,6 +72,8 @@ export function annotateGraph(g: Graph, fn: (ctx: AnnotateContext) => void): Gra
  */
 export interface ConfigTable<C> {
   readonly global: C | null | undefined;
+  /** Per node name (e.g. an ONNX node's name, which has no module stack): the highest precedence. */
+  readonly nodeName?: ReadonlyMap<string, C | null>;
   readonly moduleName: ReadonlyMap<string, C | null>;
   readonly moduleType: ReadonlyMap<string, C | null>;
   readonly operatorType: ReadonlyMap<string, C | null>;
@@ -86,12 +88,14 @@ export interface AnnotationStage<C> {
 }
 
 /**
- * The annotation passes of a ConfigTable in precedence order — module name > module type >
+ * The annotation passes of a ConfigTable in precedence order — node name > module name > module type >
  * operator type > global, as torch's XNNPACKQuantizer (`_annotate_for_static_quantization_config`) and
- * X86InductorQuantizer (`annotate`) run them. Each pass only accepts partitions that no
+ * X86InductorQuantizer (`annotate`) run them (node names are qforge's addition, for graphs without
+ * module stacks such as ONNX imports). Each pass only accepts partitions that no
  * higher-precedence key covers (torch's `_get_not_module_type_or_name_filter`), so a null config keeps
  * its scope in float even where a later pass would match:
- *   module name "m":   every node of the partition is inside module m
+ *   node name "n":     the partition contains the node named n (other named nodes in it name the same config)
+ *   module name "m":   every node of the partition is inside module m, none is named
  *   module type "T":   every node is inside a module of class T, and none is under a module-name key
  *   operator type "op": the partition contains an `op` node, and no node is under a module key
  *   global:            no node is under a module key, and no node's op has an operator-type entry
@@ -102,14 +106,24 @@ export function annotationStages<C>(t: ConfigTable<C>): AnnotationStage<C>[] {
   const typeFilters = [...t.moduleType.keys()].map(moduleTypeFilter);
   const underAny = (fs: readonly NodeFilter[]): NodeFilter => (n) => fs.some((f) => f(n));
   const underName = underAny(nameFilters);
-  const underModule = underAny([...nameFilters, ...typeFilters]);
+  const named = new Set(t.nodeName?.keys() ?? []);
+  const isNamed: NodeFilter = (n) => named.has(n.name);
+  const underModule = underAny([...nameFilters, ...typeFilters, isNamed]);
   const stages: AnnotationStage<C>[] = [];
+  for (const [name, config] of t.nodeName ?? []) {
+    stages.push({
+      label: `node name ${JSON.stringify(name)}`, config,
+      // A pattern holding several named nodes is claimed when they all name the same config.
+      accepts: (nodes) => nodes.some((n) => n.name === name) && nodes.every((n) => !named.has(n.name) || t.nodeName!.get(n.name) === config),
+    });
+  }
   for (const [name, config] of t.moduleName) {
-    stages.push({ label: `module name ${JSON.stringify(name)}`, config, accepts: allNodes(moduleNameFilter(name)) });
+    const f = moduleNameFilter(name);
+    stages.push({ label: `module name ${JSON.stringify(name)}`, config, accepts: allNodes((n) => f(n) && !isNamed(n)) });
   }
   for (const [type, config] of t.moduleType) {
     const f = moduleTypeFilter(type);
-    stages.push({ label: `module type ${JSON.stringify(type)}`, config, accepts: allNodes((n) => f(n) && !underName(n)) });
+    stages.push({ label: `module type ${JSON.stringify(type)}`, config, accepts: allNodes((n) => f(n) && !underName(n) && !isNamed(n)) });
   }
   for (const [op, config] of t.operatorType) {
     stages.push({
@@ -127,13 +141,15 @@ export function annotationStages<C>(t: ConfigTable<C>): AnnotationStage<C>[] {
 
 /**
  * A quantizer configured per scope with torch's setters (`set_global`, `set_module_name`,
- * `set_module_type`, `set_operator_type`); subclasses annotate once per stage of `stages()`.
+ * `set_module_type`, `set_operator_type`) and `setNodeName` for graphs without module stacks;
+ * subclasses annotate once per stage of `stages()`.
  */
 export abstract class ConfiguredQuantizer<C> implements Quantizer {
   private globalConfig: C | null | undefined = undefined;
   private readonly moduleNameConfig = new Map<string, C | null>();
   private readonly moduleTypeConfig = new Map<string, C | null>();
   private readonly operatorTypeConfig = new Map<string, C | null>();
+  private readonly nodeNameConfig = new Map<string, C | null>();
 
   /** The config of every node no other setting covers. */
   setGlobal(config: C | null): this {
@@ -162,15 +178,30 @@ export abstract class ConfiguredQuantizer<C> implements Quantizer {
     return this;
   }
 
+  /**
+   * The config of the pattern that contains the node `name` — for graphs whose nodes have no module
+   * stack (ONNX imports name every node, e.g. "p2o.MatMul.24"). Takes precedence over every other
+   * setting; null keeps that pattern in float (e.g. a last classifier layer).
+   */
+  setNodeName(name: string, config: C | null): this {
+    if (typeof name !== "string" || name === "") throw new QforgeError("BAD_CONFIG", `a node name must be a non-empty string, got ${JSON.stringify(name)}`);
+    this.nodeNameConfig.set(name, config);
+    return this;
+  }
+
   /** Every config that is set (not null), for checks such as "is this a QAT quantizer". */
   protected configs(): C[] {
-    const all = [this.globalConfig, ...this.moduleNameConfig.values(), ...this.moduleTypeConfig.values(), ...this.operatorTypeConfig.values()];
+    const all = [
+      this.globalConfig, ...this.nodeNameConfig.values(), ...this.moduleNameConfig.values(), ...this.moduleTypeConfig.values(),
+      ...this.operatorTypeConfig.values(),
+    ];
     return all.filter((c): c is C => c !== undefined && c !== null);
   }
 
   protected stages(): AnnotationStage<C>[] {
     return annotationStages({
       global: this.globalConfig,
+      nodeName: this.nodeNameConfig,
       moduleName: this.moduleNameConfig,
       moduleType: this.moduleTypeConfig,
       operatorType: this.operatorTypeConfig,

@@ -6,6 +6,7 @@ import type { PartitionFilter } from "./filters.js";
 import { annotateGraph, ConfiguredQuantizer, type AnnotateContext, type AnnotationStage } from "./quantizer.js";
 import type { FakeQuantSpec, ObserverSpec, QuantizationSpec, QuantizationSpecBase } from "./spec.js";
 import { findChains, matchNodes, type OpChoice } from "./views.js";
+import { findOnnxLinears, normalizeOnnxForAnnotation, onnxLinearInputSpecs } from "./onnx-patterns.js";
 
 export interface X86QuantizationOptions {
   isQat?: boolean;
@@ -130,6 +131,27 @@ function annotateChain(run: X86Run, config: QuantizationConfig | null, accepts: 
   }
 }
 
+/**
+ * ONNX's nn.Linear spellings (MatMul with a constant [K, N] weight + Add bias, Gemm), with relu/clip
+ * when `withActivation`: inputs on the matmul / gemm (weight per channel along its output axis), the
+ * bias add and activation claimed; the last node ends the quantized pattern, as torch's linear does.
+ */
+function annotateOnnxLinearsX86(run: X86Run, config: QuantizationConfig | null, accepts: PartitionFilter, withActivation: boolean): void {
+  const { ctx } = run;
+  for (const lin of findOnnxLinears(ctx, withActivation)) {
+    if (skip(run, lin.nodes, accepts)) continue;
+    if (config === null) {
+      for (const n of lin.nodes) ctx.claimFloat(n.name);
+      continue;
+    }
+    const { first, bias } = onnxLinearInputSpecs(lin, config);
+    const [head, ...rest] = lin.nodes;
+    ctx.annotate(head!.name, { inputQSpecMap: first });
+    for (const n of rest) ctx.annotate(n.name, { inputQSpecMap: n.op === "add" ? bias : {} });
+    run.quantizedOutputs.add(lin.nodes[lin.nodes.length - 1]!.name);
+  }
+}
+
 function annotateMatmul(run: X86Run, config: QuantizationConfig | null, accepts: PartitionFilter): void {
   const { ctx } = run;
   for (const node of ctx.graph.nodes) {
@@ -183,8 +205,8 @@ function annotatePropagation(run: X86Run, config: QuantizationConfig | null, acc
 
 /**
  * An X86InductorQuantizer-style quantizer (torch's x86_inductor_quantizer.py) for oneDNN/fbgemm-like
- * int8 kernels: conv/linear patterns quantize their inputs (uint8 activations, int8 per-channel
- * weights) and leave the output to the next quantized consumer; pooling/concat/flatten fed by
+ * int8 kernels: conv/linear patterns (ONNX's MatMul + Add / Gemm linears included) quantize their
+ * inputs (uint8 activations, int8 per-channel weights) and leave the output to the next quantized consumer; pooling/concat/flatten fed by
  * quantized patterns propagate int8 through. Patterns: conv+batch_norm(+add)(+relu) (QAT), conv(+add)(+relu),
  * conv+relu/clip/hardswish, conv, linear(+add)(+relu), linear+relu/leaky_relu/tanh/gelu, linear, matmul
  * (only under a module-name or operator-type config, as torch). Precedence module name > module type >
@@ -192,6 +214,11 @@ function annotatePropagation(run: X86Run, config: QuantizationConfig | null, acc
  * `_annotate_nodes_not_quantize`). Mixing QAT and non-QAT (or static and dynamic) configs is refused.
  */
 export class X86InductorQuantizer extends ConfiguredQuantizer<QuantizationConfig> {
+  /** Fuses ONNX's hardswish decomposition back into `hardswish` (a conv + hardswish pattern), see XnnpackQuantizer. */
+  override transformForAnnotation(g: Graph): Graph {
+    return normalizeOnnxForAnnotation(g);
+  }
+
   annotate(g: Graph): Graph {
     const configs = this.configs();
     if (new Set(configs.map((c) => c.isQat)).size > 1) {
@@ -200,13 +227,16 @@ export class X86InductorQuantizer extends ConfiguredQuantizer<QuantizationConfig
     const dynamicStates = new Set(configs.filter((c) => c.inputActivation !== null).map((c) => c.inputActivation!.isDynamic === true));
     if (dynamicStates.size > 1) throw new QforgeError("BAD_CONFIG", "X86InductorQuantizer: mixed dynamic and static quantization configs are not supported");
     const dynamic = dynamicStates.has(true);
+    // ONNX linears (matmul / gemm with a constant weight) count as torch's linear for the global config.
+    const isLinear = (n: Node): boolean => (n.op === "matmul" || n.op === "gemm") && n.inputs[1] !== undefined && g.constants[n.inputs[1]]?.tensor.shape.length === 2;
     const stages: AnnotationStage<QuantizationConfig>[] = this.stages().map((s) =>
-      s.label === "global" ? { ...s, accepts: (nodes) => s.accepts(nodes) && nodes.some((n) => DEFAULT_QUANTIZABLE_OPS.has(n.op)) } : s);
+      s.label === "global" ? { ...s, accepts: (nodes) => s.accepts(nodes) && nodes.some((n) => DEFAULT_QUANTIZABLE_OPS.has(n.op) || isLinear(n)) } : s);
     return annotateGraph(g, (ctx) => {
       const run: X86Run = { ctx, quantizedOutputs: new Set() };
       for (const { config, accepts } of stages) {
         if (dynamic) {
           annotateChain(run, config, accepts, ["linear"], false);
+          annotateOnnxLinearsX86(run, config, accepts, false);
           continue;
         }
         if (config === null || config.isQat) {
@@ -223,6 +253,8 @@ export class X86InductorQuantizer extends ConfiguredQuantizer<QuantizationConfig
         annotateBinary(run, config, accepts, "linear", false, false);
         annotateChain(run, config, accepts, ["linear", LINEAR_UNARY], false);
         annotateChain(run, config, accepts, ["linear"], false);
+        annotateOnnxLinearsX86(run, config, accepts, true);
+        annotateOnnxLinearsX86(run, config, accepts, false);
         annotateMatmul(run, config, accepts);
         annotatePropagation(run, config, accepts);
       }

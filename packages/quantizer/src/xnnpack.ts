@@ -1,6 +1,7 @@
 import type { Graph } from "@qforge/ir";
 import { OP_TO_ANNOTATOR, type AnnotatorName } from "./annotators.js";
 import type { QuantizationConfig } from "./config.js";
+import { normalizeOnnxForAnnotation } from "./onnx-patterns.js";
 import { annotateGraph, ConfiguredQuantizer } from "./quantizer.js";
 import type { FakeQuantSpec, ObserverSpec, QuantizationSpec } from "./spec.js";
 
@@ -83,7 +84,8 @@ export function getSymmetricQuantizationConfig(opts: SymmetricQuantizationOption
  *     .setModuleName("head", null);   // precedence: module name > module type > operator type > global
  *
  * Patterns, in torch's order (the first annotation of a node wins): conv+batch_norm(+relu) (QAT only:
- * for PTQ batch norm is folded into the conv before annotation), linear(+relu/clip),
+ * for PTQ batch norm is folded into the conv before annotation), linear(+relu/clip), ONNX's linear
+ * spellings MatMul(x, W[K, N]) (+Add bias) and Gemm (+relu/clip; weights per channel along N),
  * conv(+relu/clip), adaptive/global/average pooling, add(+relu), mul(+relu), concat (inputs and
  * output share qparams), hardswish, sigmoid/softmax/hardsigmoid/tanh (fixed output qparams), then
  * max_pool/flatten/reshape/... sharing their producer's qparams. A dynamic global config annotates
@@ -92,9 +94,32 @@ export function getSymmetricQuantizationConfig(opts: SymmetricQuantizationOption
 export class XnnpackQuantizer extends ConfiguredQuantizer<QuantizationConfig> {
   static readonly STATIC_QAT_ONLY_OPS: readonly AnnotatorName[] = ["conv_bn_relu", "conv_bn"];
   static readonly STATIC_OPS: readonly AnnotatorName[] = [
-    "linear_relu", "linear", "conv_relu", "conv", "adaptive_avg_pool2d", "add_relu", "add", "mul_relu", "mul", "cat", "hardswish", "fixed_qparams",
+    "linear_relu", "linear", "onnx_linear_relu", "onnx_linear", "conv_relu", "conv", "adaptive_avg_pool2d", "add_relu", "add", "mul_relu", "mul",
+    "cat", "hardswish", "fixed_qparams",
   ];
-  static readonly DYNAMIC_OPS: readonly AnnotatorName[] = ["linear"];
+  static readonly DYNAMIC_OPS: readonly AnnotatorName[] = ["linear", "onnx_linear"];
+  /**
+   * Annotators run after STATIC_OPS when `withActivationMatmuls` is set: matmuls of two activations
+   * (attention), which torch's XNNPACKQuantizer leaves in float.
+   */
+  static readonly ACTIVATION_MATMUL_OPS: readonly AnnotatorName[] = ["matmul"];
+
+  private activationMatmuls = false;
+
+  /** Also quantize matmuls of two activations (Q @ K^T, P @ V), which torch's XNNPACKQuantizer leaves in float. */
+  withActivationMatmuls(enabled = true): this {
+    this.activationMatmuls = enabled;
+    return this;
+  }
+
+  /**
+   * torch's `transform_for_annotation`: ONNX-imported graphs spell nn.Hardswish as
+   * x * Clip(x + 3, 0, 6) / 6; it is fused back into `hardswish` so that the hardswish pattern (and
+   * its integer op) applies. Graphs without that pattern come back unchanged.
+   */
+  override transformForAnnotation(g: Graph): Graph {
+    return normalizeOnnxForAnnotation(g);
+  }
 
   annotate(g: Graph): Graph {
     const stages = this.stages();
@@ -104,7 +129,10 @@ export class XnnpackQuantizer extends ConfiguredQuantizer<QuantizationConfig> {
       for (const stage of stages) {
         const config = stage.config;
         if (config === null) continue;
-        const names = dynamic ? XnnpackQuantizer.DYNAMIC_OPS : [...(config.isQat ? XnnpackQuantizer.STATIC_QAT_ONLY_OPS : []), ...XnnpackQuantizer.STATIC_OPS];
+        const names = dynamic ? XnnpackQuantizer.DYNAMIC_OPS : [
+          ...(config.isQat ? XnnpackQuantizer.STATIC_QAT_ONLY_OPS : []), ...XnnpackQuantizer.STATIC_OPS,
+          ...(this.activationMatmuls ? XnnpackQuantizer.ACTIVATION_MATMUL_OPS : []),
+        ];
         for (const name of names) OP_TO_ANNOTATOR[name](ctx, config, stage.accepts);
       }
       if (dynamic) return;

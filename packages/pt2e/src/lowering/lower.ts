@@ -5,7 +5,7 @@
  * engine; what stays in float next to quantize/dequantize nodes is reported, with the reason, in the
  * report and on the node (`meta.notLowered`), never changed silently.
  */
-import type { Draft } from "immer";
+import { current, type Draft } from "immer";
 import {
   applyRewrites, definePass, QforgeError, runPass, valueUsers, verifyGraph, type ExportedProgram, type Graph, type Node, type Pass,
 } from "@qforge/ir";
@@ -76,12 +76,77 @@ function diagnose(n: Node, g: Graph, producer: ReadonlyMap<string, Node>, reader
   return "the surrounding quantize/dequantize nodes do not form a pattern of the lowering table (see the lowering rows)";
 }
 
+/** A mutable copy of `g` deep enough for the rewriter's edits (node lists, inputs/outputs, records). */
+function workingCopy(g: Graph): Graph {
+  return {
+    ...g,
+    inputs: [...g.inputs],
+    outputs: [...g.outputs],
+    nodes: g.nodes.map((n) => ({ ...n, inputs: [...n.inputs], outputs: [...n.outputs] })),
+    constants: { ...g.constants },
+    values: { ...g.values },
+  };
+}
+
+/**
+ * A lowered node is built while the float node it replaces still exists, so it gets a fresh name
+ * (`conv_1`); once the float node is gone it takes back the name of the op it stands for
+ * (`meta.loweredFrom[0]`), so dumps and reports show the model's names. Only the node is renamed:
+ * its output value keeps its name.
+ */
+function restoreLoweredNames(work: Graph): void {
+  const used = new Set(work.nodes.map((n) => n.name));
+  for (const n of work.nodes) {
+    const from = n.meta["loweredFrom"];
+    const want = Array.isArray(from) && typeof from[0] === "string" ? from[0] : undefined;
+    if (want === undefined || want === n.name || used.has(want)) continue;
+    used.delete(n.name);
+    used.add(want);
+    (n as { name: string }).name = want;
+  }
+}
+
+/**
+ * Makes the draft (whose state was `base` when `work` was copied from it) equal to `work`, assigning
+ * only what changed — nodes, constants and values that are not the very objects of `base` — so
+ * immer's patches list the lowering's edits, not the whole graph.
+ */
+function writeBack(g: Draft<Graph>, base: Graph, work: Graph): void {
+  const same = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((v, i) => v === b[i]);
+  const baseNodes = new Map(base.nodes.map((n, i) => [n.name, i]));
+  const unchangedNode = (n: Node): number | undefined => {
+    const i = baseNodes.get(n.name);
+    const o = i === undefined ? undefined : base.nodes[i]!;
+    return o !== undefined && o.op === n.op && o.attrs === n.attrs && o.meta === n.meta && same(o.inputs, n.inputs) && same(o.outputs, n.outputs) ? i : undefined;
+  };
+  const allSame = work.nodes.length === base.nodes.length && work.nodes.every((n, i) => unchangedNode(n) === i);
+  if (!allSame) {
+    const drafts = [...g.nodes];
+    g.nodes = work.nodes.map((n) => {
+      const i = unchangedNode(n);
+      return i !== undefined ? drafts[i]! : (n as Draft<Node>);
+    });
+  }
+  if (!same(base.outputs, work.outputs)) g.outputs = [...work.outputs];
+  for (const k of Object.keys(base.constants)) if (work.constants[k] !== base.constants[k]) delete g.constants[k];
+  for (const [k, c] of Object.entries(work.constants)) if (base.constants[k] !== c) g.constants[k] = c as Draft<Graph["constants"][string]>;
+  for (const k of Object.keys(base.values)) if (work.values[k] !== base.values[k]) delete g.values[k];
+  for (const [k, t] of Object.entries(work.values)) if (base.values[k] !== t) g.values[k] = t as Draft<Graph["values"][string]>;
+}
+
 /** The lowering as a pass over a graph (for PassManager pipelines); `report` receives the report. */
 export function lowerQdqPass(opts: LowerQdqOptions = {}, report?: (r: LoweringReport) => void): Pass {
   const engine = engineOf(opts);
   return definePass("lower-qdq", (g: Draft<Graph>) => {
     const ctx: LoweringContext = { engine, skipped: new Map() };
-    const stats = applyRewrites(g, loweringRules(ctx));
+    // The rewrite engine takes a fresh snapshot of the graph after every rewrite; on an immer draft
+    // that is a copy of everything drafted so far (`current`), which made lowering a large model
+    // quadratic. The rows run on a plain working copy instead, written back into the draft once.
+    const base = current(g) as Graph;
+    const work = workingCopy(base);
+    const stats = applyRewrites(work as Draft<Graph>, loweringRules(ctx));
+    restoreLoweredNames(work);
+    writeBack(g, base, work);
     const notLowered = findNotLowered(g as Graph, ctx.skipped);
     const reasons = new Map(notLowered.map((r) => [r.node, r.reason]));
     // The reason goes on the node, where dumps show it; a stale one from an earlier run goes away.

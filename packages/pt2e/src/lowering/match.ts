@@ -10,7 +10,7 @@
  *   choose_qparams_per_tensor(x) {quant_min, quant_max, eps, dtype} -> (scale, zero_point)
  */
 import {
-  dtypeInfo, getElement, numel, QforgeError, type AttrValue, type DType, type NodeMeta, type Rewriter, type Tensor, type ValueView, type NodeView,
+  dtypeInfo, getElement, numel, QforgeError, setElement, zeros, type AttrValue, type DType, type NodeMeta, type Rewriter, type Tensor, type ValueView, type NodeView,
 } from "@qforge/ir";
 import { ANNOTATION_KEY } from "@qforge/quantizer";
 import { runOp } from "@qforge/runtime";
@@ -131,6 +131,36 @@ export function weightOf(dq: NodeView): QWeight {
   if (!isIntegerDType(zeroPoints.dtype)) skip(`the weight has ${zeroPoints.dtype} (float qparams) zero points; the integer ops take integer ones`);
   const q: LoweredInput = src.kind === "node" ? { base: `${src.inputs[0]!.value}_quantized`, tensor: values } : src.value;
   return { q, scale: s.value, zeroPoint: z.value, dtype: values.dtype, zeroPoints };
+}
+
+/**
+ * The integer weight of a MatMul(x, W[K, N]) (or Gemm with transB=0) as quantized_linear takes it:
+ * the values transposed to [N, K], so the per-channel qparams of W's axis 1 (its output columns)
+ * become the [N, K] weight's axis 0. With `transposed` the weight already is [N, K] (Gemm transB=1).
+ */
+export function matmulWeightOf(dq: NodeView, transposed: boolean): QWeight {
+  const [src, s, z] = dq.inputs as [ValueView, ValueView, ValueView];
+  const values = tensorOf(src);
+  if (values.shape.length !== 2) skip(`the weight is ${values.shape.length}-D; a linear takes a 2-D weight`);
+  const outAxis = transposed ? 0 : 1;
+  if (dq.op === DEQUANTIZE_PER_CHANNEL) {
+    const axis = attrNumber(dq, "axis", 0);
+    if (axis !== outAxis && axis !== outAxis - 2) {
+      skip(`the weight is quantized per channel along axis ${axis}; as a linear it needs its output axis ${outAxis}`);
+    }
+  }
+  if (!isIntegerDType(values.dtype)) skip(`the weight quantizes to ${values.dtype}, not an integer dtype`);
+  const zeroPoints = tensorOf(z);
+  if (!isIntegerDType(zeroPoints.dtype)) skip(`the weight has ${zeroPoints.dtype} (float qparams) zero points; the integer ops take integer ones`);
+  const base = src.kind === "node" ? src.inputs[0]!.value : src.value;
+  if (transposed) {
+    const q: LoweredInput = src.kind === "node" ? { base: `${base}_quantized`, tensor: values } : src.value;
+    return { q, scale: s.value, zeroPoint: z.value, dtype: values.dtype, zeroPoints };
+  }
+  const [k, n] = [values.shape[0]!, values.shape[1]!];
+  const t = zeros(values.dtype, [n, k]);
+  for (let i = 0; i < k; i++) for (let j = 0; j < n; j++) setElement(t, j * k + i, getElement(values, i * n + j));
+  return { q: { base: `${base}_t`, tensor: t }, scale: s.value, zeroPoint: z.value, dtype: values.dtype, zeroPoints };
 }
 
 /** The bias input of quantized linear/conv: "" when absent, else a float constant. */

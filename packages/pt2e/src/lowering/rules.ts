@@ -10,12 +10,12 @@
  */
 import { P } from "ts-pattern";
 import {
-  dtypeInfo, getElement, numel, rule, toNumbers, type AttrValue, type NodeView, type Rewriter, type RewriteRule, type ValueView,
+  dtypeInfo, getElement, numel, rule, scalar, toNumbers, type AttrValue, type DType, type NodeView, type Rewriter, type RewriteRule, type ValueView,
 } from "@qforge/ir";
 import { quantizeValue } from "@qforge/quant";
 import {
   attrNumber, biasOf, CHOOSE_QPARAMS, constantScalar, DEQUANTIZE, DEQUANTIZE_PER_CHANNEL, dequantized, isFloatDType,
-  isIntegerDType, loweredMeta, node, QDQ_OPS, QUANTIZE, QUANTIZE_PER_CHANNEL, quantizedOutput, sameDTypes, skip, Skip,
+  isIntegerDType, loweredMeta, matmulWeightOf, node, QDQ_OPS, QUANTIZE, QUANTIZE_PER_CHANNEL, quantizedOutput, sameDTypes, skip, Skip,
   weightOf, type LoweredInput,
 } from "./match.js";
 
@@ -40,7 +40,8 @@ interface Row {
   readonly name: string;
   /**
    * The float ops this row lowers, each with how many of its leading inputs must be dequantized
-   * (for diagnosing nodes left in float; a fused activation's input is the op it is fused to).
+   * (for diagnosing nodes left in float; a fused activation's input is the op it is fused to; a
+   * linear's bias add is not listed, so that a lone add keeps the add row's diagnosis).
    */
   readonly ops: Readonly<Record<string, number>>;
   readonly pattern: P.Pattern<ValueView>;
@@ -218,6 +219,86 @@ function sameQParam(a: ValueView | undefined, b: ValueView | undefined): boolean
   return numel(a.tensor.shape) === 1 && numel(b.tensor.shape) === 1 && getElement(a.tensor, 0) === getElement(b.tensor, 0);
 }
 
+// ---- ONNX linears (MatMul + Add, Gemm) and activation matmuls ------------------------------------
+
+/**
+ * quantize([relu|clip](add(matmul(dq(x), dq(W[K, N])), bias))) and the forms without bias or
+ * activation, and quantize([relu|clip](gemm(dq(x), dq(W), bias?))): ONNX's nn.Linear, lowered to
+ * quantized_linear with W transposed to torch's [N, K] (per-channel qparams of W's output axis).
+ */
+function onnxLinear(m: NodeView, rw: Rewriter, ctx: LoweringContext): Lowering {
+  let v = node(m.inputs[0]);
+  const act = v.op === "relu" || v.op === "clip" ? v : undefined;
+  if (act !== undefined) v = node(act.inputs[0]);
+  let add: NodeView | undefined;
+  let biasView: ValueView | undefined;
+  if (v.op === "add") {
+    add = v;
+    const [l, r] = v.inputs as [ValueView, ValueView];
+    const inner = l.kind === "node" && (l.op === "matmul") ? l : r;
+    biasView = inner === l ? r : l;
+    v = node(inner);
+  }
+  const f = v;
+  if (act?.op === "clip") checkClipIsRelu(act, m, rw);
+  let transposed = false;
+  if (f.op === "gemm") {
+    if (attrNumber(f, "transA", 0) !== 0) skip("gemm with transA has no quantized_linear equivalent");
+    if (attrNumber(f, "alpha", 1) !== 1 || (f.inputs[2] !== undefined && f.inputs[2].kind !== "none" && attrNumber(f, "beta", 1) !== 1)) {
+      skip("gemm with alpha or beta other than 1 has no quantized_linear equivalent");
+    }
+    transposed = attrNumber(f, "transB", 0) !== 0;
+    biasView = f.inputs[2];
+  }
+  const out = quantizedOutput(rw, m);
+  const x = dequantized(rw, node(f.inputs[0]));
+  if (x.dtype !== "uint8" && x.dtype !== "int8") skip(`the ${ctx.engine} engine takes uint8 or int8 activations, got ${x.dtype}`);
+  sameDTypes(out.dtype, [x]);
+  const w = matmulWeightOf(node(f.inputs[1]), transposed);
+  if (ctx.engine === "onednn" && toNumbers(w.zeroPoints).some((z) => z !== 0)) skip("the onednn engine refuses weights with a non-zero zero point");
+  let b = biasOf(biasView);
+  if (typeof b === "string" && b !== "") {
+    // An ONNX bias may be [1, N] (or [N] already); quantized_linear takes [N].
+    const t = rw.constantTensor(b)!;
+    if (t.shape.length !== 1) {
+      const n = t.shape[t.shape.length - 1]!;
+      if (numel(t.shape) !== n) skip(`the bias [${t.shape.join(", ")}] is not one value per output feature`);
+      b = { base: `${b}_1d`, tensor: { ...t, shape: [n] } };
+    }
+  }
+  const chain = [f, ...(add !== undefined ? [add] : []), ...(act !== undefined ? [act] : [])];
+  return {
+    op: "quantized_linear", chain, attrs: { engine: ctx.engine, fuse_relu: act !== undefined },
+    inputs: [x.q, x.scale, x.zeroPoint, w.q, w.scale, w.zeroPoint, b, out.scale, out.zeroPoint],
+  };
+}
+
+/** A zero point as the integer dtype of the tensor it belongs to (QLinear ops read the output dtype from it). */
+function zeroPointAs(rw: Rewriter, zp: string, dtype: DType): LoweredInput {
+  const t = rw.constantTensor(zp);
+  if (t === undefined) skip(`zero point '${zp}' is not a constant`);
+  if (t.dtype === dtype) return zp;
+  if (numel(t.shape) !== 1) skip(`zero point '${zp}' is not one value`);
+  return { base: `${zp}_${dtype}`, tensor: scalar(dtype, getElement(t, 0)) };
+}
+
+/** quantize(matmul(dq(a), dq(b))) of two activations: ONNX QLinearMatMul (its float32 requantization). */
+function activationMatmul(m: NodeView, rw: Rewriter): Lowering {
+  const f = node(m.inputs[0]);
+  const out = quantizedOutput(rw, m);
+  const a = dequantized(rw, node(f.inputs[0]));
+  const b = dequantized(rw, node(f.inputs[1]));
+  for (const t of [a, b]) if (t.dtype !== "uint8" && t.dtype !== "int8") skip(`QLinearMatMul takes uint8 or int8 inputs, got ${t.dtype}`);
+  if (out.dtype !== "uint8" && out.dtype !== "int8") skip(`QLinearMatMul produces uint8 or int8, not ${out.dtype}`);
+  return {
+    op: "qlinear_matmul", chain: [f], attrs: {},
+    inputs: [
+      a.q, a.scale, zeroPointAs(rw, a.zeroPoint, a.dtype), b.q, b.scale, zeroPointAs(rw, b.zeroPoint, b.dtype),
+      out.scale, zeroPointAs(rw, out.zeroPoint, out.dtype),
+    ],
+  };
+}
+
 // ---- dynamic quantization -------------------------------------------------------------------
 
 const chosen = (i: number) => ({ kind: "node", op: CHOOSE_QPARAMS, outputIndex: i }) as const;
@@ -265,6 +346,9 @@ const conv = floatOp("conv", WEIGHTED_INPUTS);
 const add = floatOp("add", [dqAct, dqAct]);
 const mul = floatOp("mul", [dqAct, dqAct]);
 const isSixth = (a: unknown): boolean => typeof a === "number" && Math.abs(a - 1 / 6) < 1e-7;
+const matmulW = floatOp("matmul", [dqAct, dqConst]);
+const addBias = <I>(inner: I) => floatOp("add", P.union([inner, floatConst] as const, [floatConst, inner] as const));
+const gemm = floatOp("gemm", WEIGHTED_INPUTS);
 
 const ROWS: readonly Row[] = [
   { name: "linear", ops: { linear: 2 }, pattern: quantizeOf(linear), lower: weighted("quantized_linear", () => ({})) },
@@ -273,6 +357,16 @@ const ROWS: readonly Row[] = [
   { name: "conv2d", ops: { conv: 2 }, pattern: quantizeOf(conv), lower: weighted("quantized_conv2d", conv2dAttrs) },
   { name: "conv2d-relu", ops: { conv: 2, relu: 0 }, pattern: quantizeOf(relu(conv)), lower: weighted("quantized_conv2d", conv2dAttrs) },
   { name: "conv2d-clip", ops: { conv: 2, clip: 0 }, pattern: quantizeOf(clip(conv)), lower: weighted("quantized_conv2d", conv2dAttrs) },
+  { name: "matmul-linear", ops: { matmul: 2 }, pattern: quantizeOf(matmulW), lower: onnxLinear },
+  { name: "matmul-add-linear", ops: { matmul: 2 }, pattern: quantizeOf(addBias(matmulW)), lower: onnxLinear },
+  { name: "matmul-relu", ops: { matmul: 2, relu: 0 }, pattern: quantizeOf(relu(matmulW)), lower: onnxLinear },
+  { name: "matmul-clip", ops: { matmul: 2, clip: 0 }, pattern: quantizeOf(clip(matmulW)), lower: onnxLinear },
+  { name: "matmul-add-relu", ops: { matmul: 2, relu: 0 }, pattern: quantizeOf(relu(addBias(matmulW))), lower: onnxLinear },
+  { name: "matmul-add-clip", ops: { matmul: 2, clip: 0 }, pattern: quantizeOf(clip(addBias(matmulW))), lower: onnxLinear },
+  { name: "gemm-linear", ops: { gemm: 2 }, pattern: quantizeOf(gemm), lower: onnxLinear },
+  { name: "gemm-relu", ops: { gemm: 2, relu: 0 }, pattern: quantizeOf(relu(gemm)), lower: onnxLinear },
+  { name: "gemm-clip", ops: { gemm: 2, clip: 0 }, pattern: quantizeOf(clip(gemm)), lower: onnxLinear },
+  { name: "matmul", ops: { matmul: 2 }, pattern: quantizeOf(floatOp("matmul", [dqAct, dqAct])), lower: activationMatmul },
   { name: "dynamic-linear", ops: { linear: 2 }, pattern: floatOp("linear", P.union([dynAct, dqConst], [dynAct, dqConst, P.union(none, floatConst, dqConst)])), lower: dynamicLinear },
   { name: "add", ops: { add: 2 }, pattern: quantizeOf(add), lower: binary("quantized_add") },
   { name: "add-relu", ops: { add: 2, relu: 0 }, pattern: quantizeOf(relu(add)), lower: binary("quantized_add") },

@@ -10,6 +10,8 @@
 import { QforgeError, clone, getElement, numel, zeros, type AttrValue, type DType } from "@qforge/ir";
 import { registerKernel, type KernelContext } from "../kernel.js";
 import { erf, erfc, roundHalfEven } from "../util/math.js";
+import { broadcastPlan, forEachRow } from "./broadcast.js";
+import { floatData, floatOut, floatTensor, type FloatArray } from "./float-data.js";
 import {
   broadcastIndex, elementCopier, fromValues, input, isFloatDType, isWideInt, opmathRound, outShape, readBigInts, readNumbers, scalarValue,
 } from "../util/tensors.js";
@@ -37,10 +39,10 @@ function unary(op: string, spec: UnarySpec): void {
     const n = numel(x.shape);
     if (isFloatDType(x.dtype)) {
       const f = spec.float(attrs, opmathRound(x.dtype));
-      const v = readNumbers(x);
-      const out = new Float64Array(n);
+      const v = floatData(x);
+      const out = floatOut(x.dtype, x.shape);
       for (let i = 0; i < n; i++) out[i] = f(v[i]!);
-      return [fromValues(x.dtype, x.shape, out)];
+      return [floatTensor(x.dtype, x.shape, out)];
     }
     if (isWideInt(x.dtype) && spec.big !== undefined) {
       const f = spec.big;
@@ -109,7 +111,14 @@ interface BinarySpec {
   readonly float: (a: number, b: number) => number;
   readonly int?: (a: number, b: number, ctx: KernelContext) => number;
   readonly big?: (a: bigint, b: bigint, ctx: KernelContext) => bigint;
+  /**
+   * The float op as a loop over one broadcast row (`a[ia + i*sa] op b[ib + i*sb]`), for the hot
+   * arithmetic ops: the same IEEE operation per element as `float`, without a call per element.
+   */
+  readonly floatRow?: RowLoop;
 }
+
+type RowLoop = (va: FloatArray, ia: number, sa: number, vb: FloatArray, ib: number, sb: number, out: FloatArray, o: number, len: number) => void;
 
 function binary(op: string, spec: BinarySpec): void {
   registerKernel(op, (inputs, _attrs, ctx) => {
@@ -117,25 +126,48 @@ function binary(op: string, spec: BinarySpec): void {
     const b = input(inputs, 1, ctx);
     const shape = outShape(ctx);
     const dtype = ctx.outputTypes[0]!.dtype;
-    const ia = broadcastIndex(a.shape, shape);
-    const ib = broadcastIndex(b.shape, shape);
     const n = numel(shape);
     if (isWideInt(a.dtype)) {
       if (spec.big === undefined) return badDType(ctx, a.dtype);
       const f = spec.big;
+      const ia = broadcastIndex(a.shape, shape);
+      const ib = broadcastIndex(b.shape, shape);
       const va = readBigInts(a);
       const vb = readBigInts(b);
       return [fromValues(dtype, shape, Array.from({ length: n }, (_, i) => f(va[ia[i]!]!, vb[ib[i]!]!, ctx)))];
     }
-    const f = isFloatDType(a.dtype) ? spec.float : spec.int;
+    const isFloat = isFloatDType(a.dtype);
+    const f = isFloat ? spec.float : spec.int;
     if (f === undefined) return badDType(ctx, a.dtype);
-    const va = readNumbers(a);
-    const vb = readNumbers(b);
-    const out = new Float64Array(n);
-    for (let i = 0; i < n; i++) out[i] = f(va[ia[i]!]!, vb[ib[i]!]!, ctx);
-    return [fromValues(dtype, shape, out)];
+    const va = floatData(a);
+    const vb = floatData(b);
+    const out = floatOut(dtype, shape);
+    const rowLoop = isFloat ? spec.floatRow : undefined;
+    forEachRow(broadcastPlan([a.shape, b.shape], shape), (o, off, len, st) => {
+      if (rowLoop !== undefined) {
+        rowLoop(va, off[0]!, st[0]!, vb, off[1]!, st[1]!, out, o, len);
+        return;
+      }
+      const sa = st[0]!;
+      const sb = st[1]!;
+      for (let i = 0, ia = off[0]!, ib = off[1]!; i < len; i++, ia += sa, ib += sb) out[o + i] = f(va[ia]!, vb[ib]!, ctx);
+    });
+    return [floatTensor(dtype, shape, out)];
   });
 }
+
+const addRow: RowLoop = (va, ia, sa, vb, ib, sb, out, o, len) => {
+  for (let i = 0; i < len; i++, ia += sa, ib += sb) out[o + i] = va[ia]! + vb[ib]!;
+};
+const subRow: RowLoop = (va, ia, sa, vb, ib, sb, out, o, len) => {
+  for (let i = 0; i < len; i++, ia += sa, ib += sb) out[o + i] = va[ia]! - vb[ib]!;
+};
+const mulRow: RowLoop = (va, ia, sa, vb, ib, sb, out, o, len) => {
+  for (let i = 0; i < len; i++, ia += sa, ib += sb) out[o + i] = va[ia]! * vb[ib]!;
+};
+const divRow: RowLoop = (va, ia, sa, vb, ib, sb, out, o, len) => {
+  for (let i = 0; i < len; i++, ia += sa, ib += sb) out[o + i] = va[ia]! / vb[ib]!;
+};
 
 function divByZero(ctx: KernelContext): never {
   throw new QforgeError("BAD_DATA", `${ctx.op}: integer division by zero`, { node: ctx.node });
@@ -144,11 +176,12 @@ function divByZero(ctx: KernelContext): never {
 const b01 = (c: boolean): number => (c ? 1 : 0);
 const big01 = (c: boolean): bigint => (c ? 1n : 0n);
 
-binary("add", { float: (a, b) => a + b, int: (a, b) => a + b, big: (a, b) => a + b });
-binary("sub", { float: (a, b) => a - b, int: (a, b) => a - b, big: (a, b) => a - b });
-binary("mul", { float: (a, b) => a * b, int: (a, b) => a * b, big: (a, b) => a * b });
+binary("add", { floatRow: addRow, float: (a, b) => a + b, int: (a, b) => a + b, big: (a, b) => a + b });
+binary("sub", { floatRow: subRow, float: (a, b) => a - b, int: (a, b) => a - b, big: (a, b) => a - b });
+binary("mul", { floatRow: mulRow, float: (a, b) => a * b, int: (a, b) => a * b, big: (a, b) => a * b });
 // ONNX Div on integers truncates toward zero (C division); bigint division does the same.
 binary("div", {
+  floatRow: divRow,
   float: (a, b) => a / b,
   int: (a, b, ctx) => (b === 0 ? divByZero(ctx) : Math.trunc(a / b)),
   big: (a, b, ctx) => (b === 0n ? divByZero(ctx) : a / b),
@@ -169,16 +202,18 @@ registerKernel("pow", (inputs, _attrs, ctx) => {
   const x = input(inputs, 0, ctx);
   const y = input(inputs, 1, ctx);
   const shape = outShape(ctx);
-  const ix = broadcastIndex(x.shape, shape);
-  const iy = broadcastIndex(y.shape, shape);
   const n = numel(shape);
   if (isFloatDType(x.dtype) || isFloatDType(y.dtype)) {
     const vx = readNumbers(x);
     const vy = readNumbers(y);
     const out = new Float64Array(n);
-    for (let i = 0; i < n; i++) out[i] = Math.pow(vx[ix[i]!]!, vy[iy[i]!]!);
+    forEachRow(broadcastPlan([x.shape, y.shape], shape), (o, off, len, st) => {
+      for (let i = 0, ix = off[0]!, iy = off[1]!; i < len; i++, ix += st[0]!, iy += st[1]!) out[o + i] = Math.pow(vx[ix]!, vy[iy]!);
+    });
     return [fromValues(x.dtype, shape, out)]; // an integer base truncates on store
   }
+  const ix = broadcastIndex(x.shape, shape);
+  const iy = broadcastIndex(y.shape, shape);
   const vx = readBigInts(x);
   const vy = readBigInts(y);
   const ipow = (b: bigint, e: bigint): bigint => {
@@ -232,10 +267,13 @@ registerKernel("clip", (inputs, _attrs, ctx) => {
   }
   const l = lo === undefined ? -Infinity : scalarValue(lo, "min", ctx);
   const h = hi === undefined ? Infinity : scalarValue(hi, "max", ctx);
-  return [fromValues(x.dtype, x.shape, readNumbers(x).map((v) => {
-    const r = v < l ? l : v;
-    return r > h ? h : r;
-  }))];
+  const v = floatData(x);
+  const out = floatOut(x.dtype, x.shape);
+  for (let i = 0; i < out.length; i++) {
+    const r = v[i]! < l ? l : v[i]!;
+    out[i] = r > h ? h : r;
+  }
+  return [floatTensor(x.dtype, x.shape, out)];
 });
 
 /**

@@ -5,32 +5,67 @@
  * is exactly what an int32 accumulator holds whatever the summation order.
  */
 import { numel } from "@qforge/ir";
+import { conv2dPlanes, planeGeometry } from "../kernels/conv.js";
 import { wrapInt32, type IntArray, type Where, fail } from "./common.js";
 
-/** Integer values minus a zero point, one zero point per `channel(i)` group. */
-function centered(v: IntArray, zp: (i: number) => number): Float64Array {
+/** Integer values minus a zero point: `zp[floor(i / run) % zp.length]` for element i (one zero point per run of `run` elements). */
+function centered(v: IntArray, zp: readonly number[], run: number): Float64Array {
   const out = new Float64Array(v.length);
-  for (let i = 0; i < v.length; i++) out[i] = v[i]! - zp(i);
+  const z = zp.length;
+  if (z === 1) {
+    const zv = zp[0]!;
+    for (let i = 0; i < v.length; i++) out[i] = v[i]! - zv;
+    return out;
+  }
+  for (let start = 0, c = 0; start < v.length; start += run, c = (c + 1) % z) {
+    const zv = zp[c]!;
+    const end = Math.min(v.length, start + run);
+    for (let i = start; i < end; i++) out[i] = v[i]! - zv;
+  }
   return out;
 }
 
 /**
  * `y[r, n] = sum_k (x[r, k] - xZp) * (w[n, k] - wZp[n])` for x [rows, K] and w [N, K] (torch's
- * linear layout). Returns int32 accumulators, [rows, N] row-major.
+ * linear layout). Returns int32 accumulators, [rows, N] row-major. Every partial sum is an exact
+ * integer in a double, so the order of the sums does not matter: four columns share each x load.
  */
 export function linearAccumulate(
   x: IntArray, xZp: number, w: IntArray, wZp: readonly number[], rows: number, k: number, n: number,
 ): Int32Array {
-  const xc = centered(x, () => xZp);
-  const wc = centered(w, (i) => wZp[Math.floor(i / k)]!);
+  const xc = centered(x, [xZp], 1);
+  const wc = centered(w, wZp, k);
   const out = new Int32Array(rows * n);
   for (let r = 0; r < rows; r++) {
     const xo = r * k;
-    for (let j = 0; j < n; j++) {
+    const oo = r * n;
+    let j = 0;
+    for (; j + 4 <= n; j += 4) {
+      const w0 = j * k;
+      const w1 = w0 + k;
+      const w2 = w1 + k;
+      const w3 = w2 + k;
+      let s0 = 0;
+      let s1 = 0;
+      let s2 = 0;
+      let s3 = 0;
+      for (let i = 0; i < k; i++) {
+        const xv = xc[xo + i]!;
+        s0 += xv * wc[w0 + i]!;
+        s1 += xv * wc[w1 + i]!;
+        s2 += xv * wc[w2 + i]!;
+        s3 += xv * wc[w3 + i]!;
+      }
+      out[oo + j] = wrapInt32(s0);
+      out[oo + j + 1] = wrapInt32(s1);
+      out[oo + j + 2] = wrapInt32(s2);
+      out[oo + j + 3] = wrapInt32(s3);
+    }
+    for (; j < n; j++) {
       const wo = j * k;
       let acc = 0;
       for (let i = 0; i < k; i++) acc += xc[xo + i]! * wc[wo + i]!;
-      out[r * n + j] = wrapInt32(acc);
+      out[oo + j] = wrapInt32(acc);
     }
   }
   return out;
@@ -91,19 +126,25 @@ export function matmulAccumulate(
     }
     return off;
   };
-  const ac = centered(a, (i) => aZp[Math.floor(i / k) % m]!);
-  const bc = centered(b, (i) => bZp[i % n]!);
+  const ac = centered(a, aZp, k);
+  const bc = centered(b, bZp, 1);
   const acc = new Int32Array(nb * m * n);
+  // Exact integer sums in doubles (order-free): row i accumulates a[i, p] * b[p, :] over p.
+  const row = new Float64Array(n);
   for (let t = 0; t < nb; t++) {
     const ao = matOffset(aBatch, t) * m * k;
     const bo = matOffset(bBatch, t) * k * n;
     const oo = t * m * n;
     for (let i = 0; i < m; i++) {
-      for (let j = 0; j < n; j++) {
-        let s = 0;
-        for (let p = 0; p < k; p++) s += ac[ao + i * k + p]! * bc[bo + p * n + j]!;
-        acc[oo + i * n + j] = wrapInt32(s);
+      row.fill(0);
+      const ai = ao + i * k;
+      for (let p = 0; p < k; p++) {
+        const av = ac[ai + p]!;
+        if (av === 0) continue;
+        const bp = bo + p * n;
+        for (let j = 0; j < n; j++) row[j] = row[j]! + av * bc[bp + j]!;
       }
+      for (let j = 0; j < n; j++) acc[oo + i * n + j] = wrapInt32(row[j]!);
     }
   }
   const shape = [...batch];
@@ -188,9 +229,20 @@ export function convAccumulate(
   const inSize = numel(inSp);
   const kSize = numel(kSp);
   const outSize = numel(geo.outSpatial);
-  const xc = centered(x, () => xZp);
-  const wc = centered(w, (i) => wZp[Math.floor(i / (cPerGroup * kSize))]!);
+  const xc = centered(x, [xZp], 1);
+  const wc = centered(w, wZp, cPerGroup * kSize);
   const acc = new Int32Array(batch * outCh * outSize);
+  if (spatial <= 2) {
+    // The direct loops of the float conv kernel, on exact integers (any summation order is exact).
+    const sums = new Float64Array(acc.length);
+    const plane = planeGeometry(
+      { kernel: kSp, strides: geo.strides, dilations: geo.dilations, padBegin: geo.padsBegin, padEnd: geo.padsBegin },
+      inSp, geo.outSpatial,
+    );
+    conv2dPlanes({ vx: xc, vw: wc, vb: undefined, out: sums, batch, cin: channels, m: outCh, cg: cPerGroup, mg: mPerGroup, plane });
+    for (let i = 0; i < acc.length; i++) acc[i] = wrapInt32(sums[i]!);
+    return acc;
+  }
   const outIdx = new Array<number>(spatial).fill(0);
   const kIdx = new Array<number>(spatial).fill(0);
   // For one output position: the (kernel offset, input offset) pairs that land inside the input.

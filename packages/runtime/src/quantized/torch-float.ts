@@ -13,6 +13,7 @@
  */
 import { dtypeInfo, numel, type DType, type Tensor } from "@qforge/ir";
 import { dequantizePerTensor, f32, quantizePerTensor } from "@qforge/quant";
+import { broadcastPlan, forEachRow } from "../kernels/broadcast.js";
 import { checkScales, fail, intValues, need, scalarParam, type Kernel, type Where } from "./common.js";
 
 /** A float view of a quantized input (values = dequantized float32). */
@@ -96,8 +97,8 @@ export const quantizedHardtanh = unaryKernel((v, a) => {
   return v < lo ? lo : v > hi ? hi : v;
 });
 
-/** numpy broadcasting of two shapes; returns the output shape and, per output element, the source indices. */
-function broadcastIndex(w: Where, a: readonly number[], b: readonly number[]): { shape: number[]; ia: Int32Array; ib: Int32Array } {
+/** numpy broadcasting of two shapes (trailing dims aligned). */
+function broadcastShapes(w: Where, a: readonly number[], b: readonly number[]): number[] {
   const rank = Math.max(a.length, b.length);
   const shape: number[] = [];
   for (let i = 0; i < rank; i++) {
@@ -106,31 +107,13 @@ function broadcastIndex(w: Where, a: readonly number[], b: readonly number[]): {
     if (da !== db && da !== 1 && db !== 1) fail(w, "BAD_SHAPE", `cannot broadcast [${a.join(", ")}] and [${b.join(", ")}]`);
     shape.push(da === 1 ? db : da);
   }
-  const n = numel(shape);
-  const ia = new Int32Array(n);
-  const ib = new Int32Array(n);
-  const idx = new Array<number>(rank).fill(0);
-  for (let o = 0; o < n; o++) {
-    let rem = o;
-    for (let d = rank - 1; d >= 0; d--) {
-      idx[d] = rem % shape[d]!;
-      rem = Math.floor(rem / shape[d]!);
-    }
-    let oa = 0;
-    let ob = 0;
-    for (let d = 0; d < rank; d++) {
-      const ka = d - (rank - a.length);
-      if (ka >= 0) oa = oa * a[ka]! + (a[ka] === 1 ? 0 : idx[d]!);
-      const kb = d - (rank - b.length);
-      if (kb >= 0) ob = ob * b[kb]! + (b[kb] === 1 ? 0 : idx[d]!);
-    }
-    ia[o] = oa;
-    ib[o] = ob;
-  }
-  return { shape, ia, ib };
+  return shape;
 }
 
-function binaryKernel(f: (a: number, b: number) => number): Kernel {
+/** `out[o + i] = f32(a[ia + i*sa] op b[ib + i*sb])` over one broadcast row, then relu when asked. */
+type QuantizedRow = (a: Float32Array, ia: number, sa: number, b: Float32Array, ib: number, sb: number, out: Float32Array, o: number, len: number, relu: boolean) => void;
+
+function binaryKernel(row: QuantizedRow): Kernel {
   return (inputs, attrs, ctx) => {
     const w: Where = { node: ctx.node, op: ctx.op };
     const a = dequantizeInput(w, inputs, 0, "a");
@@ -138,18 +121,26 @@ function binaryKernel(f: (a: number, b: number) => number): Kernel {
     if (a.dtype !== b.dtype) fail(w, "BAD_DTYPE", `a and b must have the same dtype, got ${a.dtype} and ${b.dtype}`);
     const qp = requiredOutputQParams(w, inputs[6], inputs[7]);
     const relu = attrs["fuse_relu"] === true;
-    const { shape, ia, ib } = broadcastIndex(w, a.shape, b.shape);
-    const out = new Float32Array(ia.length);
-    for (let i = 0; i < out.length; i++) {
-      const v = f(a.values[ia[i]!]!, b.values[ib[i]!]!);
-      out[i] = relu && !(v > 0) ? 0 : v;
-    }
+    const shape = broadcastShapes(w, a.shape, b.shape);
+    const out = new Float32Array(numel(shape));
+    forEachRow(broadcastPlan([a.shape, b.shape], shape), (o, off, len, st) => row(a.values, off[0]!, st[0]!, b.values, off[1]!, st[1]!, out, o, len, relu));
     return [quantizeOutput(out, shape, a.dtype, qp)];
   };
 }
 
-export const quantizedAdd = binaryKernel((a, b) => f32(a + b));
-export const quantizedMul = binaryKernel((a, b) => f32(a * b));
+// `relu && !(v > 0)` maps NaN and -0 to +0 as torch's fused relu does.
+export const quantizedAdd = binaryKernel((a, ia, sa, b, ib, sb, out, o, len, relu) => {
+  for (let i = 0; i < len; i++, ia += sa, ib += sb) {
+    const v = Math.fround(a[ia]! + b[ib]!);
+    out[o + i] = relu && !(v > 0) ? 0 : v;
+  }
+});
+export const quantizedMul = binaryKernel((a, ia, sa, b, ib, sb, out, o, len, relu) => {
+  for (let i = 0; i < len; i++, ia += sa, ib += sb) {
+    const v = Math.fround(a[ia]! * b[ib]!);
+    out[o + i] = relu && !(v > 0) ? 0 : v;
+  }
+});
 
 /** torch.ops.quantized.cat: inputs (y_scale, y_zero_point, then (x, scale, zero point) per tensor). */
 export const quantizedCat: Kernel = (inputs, attrs, ctx) => {

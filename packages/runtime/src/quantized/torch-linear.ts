@@ -66,12 +66,14 @@ interface Requant {
 }
 
 /**
- * Turns int32 accumulators into output integers the way `engine` does; `channelOf(i)` is the output
- * channel of accumulator i.
+ * Turns int32 accumulators into output integers the way `engine` does. Accumulators come in runs of
+ * `run` values of one output channel, channels cycling (`run` 1 for linear's [rows, N], the plane
+ * size for conv's [N, C, H, W]).
  */
-function requantize(acc: Int32Array, channelOf: (i: number) => number, r: Requant): Int32Array {
+function requantize(acc: Int32Array, run: number, r: Requant): Int32Array {
   const out = new Int32Array(acc.length);
   const channels = r.weight.scales.length;
+  const { lo, hi, yZeroPoint: zp } = r;
   if (r.engine === "qnnpack") {
     // quant_utils::QuantizeBias: scale `weight.q_scale() * input.q_scale()` (per channel the double
     // q_per_channel_scales() times it), then quantize_per_tensor/_channel to qint32.
@@ -80,18 +82,27 @@ function requantize(acc: Int32Array, channelOf: (i: number) => number, r: Requan
       for (let c = 0; c < channels; c++) biasQ[c] = quantizeValue(r.bias[c]!, r.weight.scales[c]! * r.xScale, 0, INT32_MIN, INT32_MAX);
     }
     const mult = r.weight.scales.map((s) => requantizationScale(r.xDType, f32(r.xScale), f32(s), f32(r.yScale)));
-    for (let i = 0; i < acc.length; i++) {
-      const c = channelOf(i);
-      // The gemm's fp32 requantization: float(acc + bias_q) * scale, rounded half to even (cvtps2dq).
-      const v = f32(f32(wrapInt32(acc[i]! + biasQ[c]!)) * mult[c]!);
-      out[i] = clamp(rint(v) + r.yZeroPoint, r.lo, r.hi);
+    for (let start = 0, c = 0; start < acc.length; start += run, c = c + 1 === channels ? 0 : c + 1) {
+      const bq = biasQ[c]!;
+      const m = mult[c]!;
+      const end = Math.min(acc.length, start + run);
+      for (let i = start; i < end; i++) {
+        // The gemm's fp32 requantization: float(acc + bias_q) * scale, rounded half to even (cvtps2dq).
+        const v = f32(f32(wrapInt32(acc[i]! + bq)) * m);
+        const q = rint(v) + zp;
+        out[i] = q < lo ? lo : q > hi ? hi : q;
+      }
     }
     return out;
   }
-  for (let i = 0; i < acc.length; i++) {
-    const c = channelOf(i);
+  for (let start = 0, c = 0; start < acc.length; start += run, c = c + 1 === channels ? 0 : c + 1) {
     const b = r.bias === undefined ? 0 : r.bias[c]! / r.yScale;
-    out[i] = clamp(rint((acc[i]! * r.xScale * r.weight.scales[c]!) / r.yScale + b) + r.yZeroPoint, r.lo, r.hi);
+    const s = r.weight.scales[c]!;
+    const end = Math.min(acc.length, start + run);
+    for (let i = start; i < end; i++) {
+      const q = rint((acc[i]! * r.xScale * s) / r.yScale + b) + zp;
+      out[i] = q < lo ? lo : q > hi ? hi : q;
+    }
   }
   return out;
 }
@@ -141,7 +152,7 @@ export const quantizedLinear: Kernel = (inputs, attrs, ctx) => {
   const rows = numel(x.shape.slice(0, -1));
   const xZp = scalarParam(w, inputs[2], "x_zero_point");
   const acc = linearAccumulate(intValues(w, x, "x"), xZp, intValues(w, wt, "w"), r.weight.zeroPoints, rows, k, n);
-  const out = requantize(acc, (i) => i % n, r);
+  const out = requantize(acc, 1, r);
   return [intTensor(x.dtype, [...x.shape.slice(0, -1), n], out)];
 };
 
@@ -173,8 +184,7 @@ export const quantizedConv2d: Kernel = (inputs, attrs, ctx) => {
   const geo: ConvGeometry = { strides: stride, padsBegin: padding, dilations: dilation, group: attrs["groups"] as number, outSpatial };
   const xZp = scalarParam(w, inputs[2], "x_zero_point");
   const acc = convAccumulate(w, intValues(w, x, "x"), x.shape, xZp, intValues(w, wt, "w"), wt.shape, r.weight.zeroPoints, geo);
-  const plane = outSpatial[0]! * outSpatial[1]!;
-  const out = requantize(acc, (i) => Math.floor(i / plane) % outCh, r);
+  const out = requantize(acc, outSpatial[0]! * outSpatial[1]!, r);
   return [intTensor(x.dtype, [x.shape[0]!, outCh, ...outSpatial], out)];
 };
 
