@@ -88,8 +88,10 @@ export function getSymmetricQuantizationConfig(opts: SymmetricQuantizationOption
  * spellings MatMul(x, W[K, N]) (+Add bias) and Gemm (+relu/clip; weights per channel along N),
  * conv(+relu/clip), adaptive/global/average pooling, add(+relu), mul(+relu), concat (inputs and
  * output share qparams), hardswish, sigmoid/softmax/hardsigmoid/tanh (fixed output qparams), then
- * max_pool/flatten/reshape/... sharing their producer's qparams. A dynamic global config annotates
- * linear only, as torch's DYNAMIC_OPS. A null config leaves its scope in float without claiming it.
+ * max_pool/flatten/reshape/... sharing their producer's qparams; with `withActivationMatmuls()`,
+ * also matmuls of two activations. A dynamic global config annotates linear only, as torch's
+ * DYNAMIC_OPS. A null config leaves its scope in float without claiming it. ONNX-imported graphs are
+ * normalized first (`transformForAnnotation`: constant affines folded into convs, hardswish fused).
  */
 export class XnnpackQuantizer extends ConfiguredQuantizer<QuantizationConfig> {
   static readonly STATIC_QAT_ONLY_OPS: readonly AnnotatorName[] = ["conv_bn_relu", "conv_bn"];
