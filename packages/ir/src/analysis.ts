@@ -100,3 +100,32 @@ export function sortNodes(graph: Graph): Node[] {
   }
   return out;
 }
+
+/**
+ * Gives nodes back the names they stand for: a rewrite names its new node afresh (the node it replaces
+ * still exists while it is built), so once the old nodes are gone a pass can restore the model's name
+ * (node and its single output value) where `want(node)` gives one that is free. Used by fusions
+ * (conv + batch norm, ONNX pattern normalization) so dumps, reports and annotations keep the names.
+ */
+export function restoreNodeNames(g: Graph, want: (n: Node) => string | undefined): Graph {
+  const used = new Set<string>([...Object.keys(g.values), ...g.nodes.map((n) => n.name)]);
+  const rename = new Map<string, string>();
+  for (const n of g.nodes) {
+    const name = want(n);
+    if (name === undefined || name === n.name || used.has(name) || n.outputs.length !== 1 || n.outputs[0] !== n.name) continue;
+    rename.set(n.name, name);
+    used.add(name);
+  }
+  if (rename.size === 0) return g;
+  const r = (v: string): string => rename.get(v) ?? v;
+  const values: Record<string, Graph["values"][string]> = {};
+  for (const [k, t] of Object.entries(g.values)) values[r(k)] = t;
+  return {
+    ...g,
+    outputs: g.outputs.map(r),
+    nodes: g.nodes.map((n) => (rename.has(n.name) || n.inputs.some((v) => rename.has(v))
+      ? { ...n, name: r(n.name), inputs: n.inputs.map(r), outputs: n.outputs.map(r) }
+      : n)),
+    values,
+  };
+}

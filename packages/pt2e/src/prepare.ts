@@ -1,5 +1,5 @@
 import {
-  foldConvBatchNormPass, QforgeError, runPass, valueSources, verifyGraph,
+  foldConvBatchNormPass, QforgeError, restoreNodeNames, runPass, valueSources, verifyGraph,
   type ExportedProgram, type Graph, type Node,
 } from "@qforge/ir";
 import {
@@ -69,27 +69,10 @@ export function preparePt2e(ep: ExportedProgram, quantizer: Quantizer): Prepared
  * name is free again, so dumps and annotations keep the model's names, as torch's fusion keeps the node.
  */
 function restoreFusedNames(g: Graph): Graph {
-  const used = new Set<string>([...Object.keys(g.values), ...g.nodes.map((n) => n.name)]);
-  const rename = new Map<string, string>();
-  for (const n of g.nodes) {
+  return restoreNodeNames(g, (n) => {
     const from = n.meta["fusedFrom"];
-    const original = Array.isArray(from) && typeof from[0] === "string" ? from[0] : undefined;
-    if (original === undefined || original === n.name || used.has(original) || n.outputs.length !== 1 || n.outputs[0] !== n.name) continue;
-    rename.set(n.name, original);
-    used.add(original);
-  }
-  if (rename.size === 0) return g;
-  const r = (v: string): string => rename.get(v) ?? v;
-  const values: Record<string, Graph["values"][string]> = {};
-  for (const [k, t] of Object.entries(g.values)) values[r(k)] = t;
-  return {
-    ...g,
-    outputs: g.outputs.map(r),
-    nodes: g.nodes.map((n) => (rename.has(n.name) || n.inputs.some((v) => rename.has(v))
-      ? { ...n, name: r(n.name), inputs: n.inputs.map(r), outputs: n.outputs.map(r) }
-      : n)),
-    values,
-  };
+    return Array.isArray(from) && typeof from[0] === "string" ? from[0] : undefined;
+  });
 }
 
 /**

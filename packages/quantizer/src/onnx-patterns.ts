@@ -11,7 +11,7 @@
  * it is: activation in, weight quantized per output channel, bias left in float, activation out.
  */
 import {
-  applyRewrites, definePass, getElement, numel, rule, runPass,
+  applyRewrites, definePass, getElement, numel, restoreNodeNames, rule, runPass,
   type Graph, type Node, type NodeMeta, type NodeView, type Rewriter, type ValueView,
 } from "@qforge/ir";
 import { P } from "ts-pattern";
@@ -247,26 +247,7 @@ export function foldConvAffine(g: Graph): Graph {
  * names.
  */
 function restoreNames(g: Graph, renamed: Renames): Graph {
-  const used = new Set<string>([...Object.keys(g.values), ...g.nodes.map((n) => n.name)]);
-  const rename = new Map<string, string>();
-  for (const n of g.nodes) {
-    const want = renamed.get(n.name);
-    if (want === undefined || want === n.name || used.has(want) || n.outputs.length !== 1 || n.outputs[0] !== n.name) continue;
-    rename.set(n.name, want);
-    used.add(want);
-  }
-  if (rename.size === 0) return g;
-  const r = (v: string): string => rename.get(v) ?? v;
-  const values: Record<string, Graph["values"][string]> = {};
-  for (const [k, t] of Object.entries(g.values)) values[r(k)] = t;
-  return {
-    ...g,
-    outputs: g.outputs.map(r),
-    nodes: g.nodes.map((n) => (rename.has(n.name) || n.inputs.some((v) => rename.has(v))
-      ? { ...n, name: r(n.name), inputs: n.inputs.map(r), outputs: n.outputs.map(r) }
-      : n)),
-    values,
-  };
+  return restoreNodeNames(g, (n) => renamed.get(n.name));
 }
 
 // ---- a constant affine before an unpadded conv ------------------------------------------------------
